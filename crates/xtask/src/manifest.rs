@@ -1,0 +1,115 @@
+//! The pinned dependency manifest, `crates/xtask/deps.toml`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+pub const TEXT: &str = include_str!("../deps.toml");
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub pip: PipTags,
+    pub wheels: BTreeMap<String, Wheel>,
+    pub postgres: Extracted,
+    pub onnxruntime: Extracted,
+    pub models: BTreeMap<String, Model>,
+    pub crates: BTreeMap<String, Crate>,
+    pub debian: BTreeMap<String, DebianPackage>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipTags {
+    pub python_version: String,
+    pub abi: String,
+    pub platform: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wheel {
+    pub version: String,
+    /// By architecture (`x86_64`, `aarch64`), or `any` for pure-Python wheels.
+    pub sha256: BTreeMap<String, String>,
+}
+
+/// Parts of one wheel unpacked into one directory.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Extracted {
+    pub wheel: String,
+    /// Member names or directory prefixes (ending in `/`) to keep.
+    pub members: Vec<String>,
+    pub bin: Option<String>,
+    pub library: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    pub files: BTreeMap<String, ModelFileSource>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFileSource {
+    pub wheel: String,
+    pub member: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Crate {
+    pub version: String,
+    pub group: String,
+    pub unless_on_path: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebianPackage {
+    pub command: String,
+    pub group: String,
+}
+
+pub fn load() -> anyhow::Result<Manifest> {
+    toml::from_str(TEXT).map_err(|e| anyhow::anyhow!("crates/xtask/deps.toml is invalid: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_parses_and_pins_every_wheel_it_uses() {
+        let manifest = load().expect("parses");
+        let mut used = vec![&manifest.postgres.wheel, &manifest.onnxruntime.wheel];
+        for model in manifest.models.values() {
+            used.extend(model.files.values().map(|f| &f.wheel));
+        }
+        for wheel in used {
+            let pinned = manifest
+                .wheels
+                .get(wheel)
+                .unwrap_or_else(|| panic!("{wheel} is not pinned"));
+            for hash in pinned.sha256.values() {
+                assert_eq!(hash.len(), 64, "{wheel}: {hash} is not a sha256");
+                assert!(hash.chars().all(|c| c.is_ascii_hexdigit()), "{wheel}: {hash}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_model_has_a_bundled_manifest_listing_the_same_files() {
+        let manifest = load().expect("parses");
+        for (name, model) in &manifest.models {
+            let bundled = hearth_core::model::ModelManifest::bundled(name)
+                .unwrap_or_else(|| panic!("no bundled manifest for {name}"));
+            let mut listed: Vec<&String> = bundled.files.iter().map(|f| &f.path).collect();
+            listed.sort();
+            let sourced: Vec<&String> = model.files.keys().collect();
+            assert_eq!(listed, sourced, "{name}");
+        }
+    }
+}

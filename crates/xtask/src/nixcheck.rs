@@ -1,0 +1,127 @@
+//! Static checks of every tracked `.nix` file: it parses (`nix-instantiate --parse`), is formatted
+//! (alejandra) and has no dead code (`deadnix --fail`). Nothing here needs nixpkgs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+use crate::deps::Installed;
+use crate::workspace_root;
+
+pub fn run(installed: &Installed) -> Result<()> {
+    let files = nix_files()?;
+    println!("nix: {} files", files.len());
+    if files.is_empty() {
+        return Ok(());
+    }
+    let root = workspace_root();
+    let mut failures = Vec::new();
+    let nix_instantiate = installed.tool("nix-instantiate")?;
+    for file in &files {
+        let output = Command::new(nix_instantiate)
+            .current_dir(&root)
+            .arg("--parse")
+            .arg(file)
+            .output()?;
+        if !output.status.success() {
+            failures.push(format!(
+                "{} does not parse: {}",
+                file.display(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+    }
+    for file in &files {
+        match format(&root.join(file))? {
+            Formatted::Unchanged => {}
+            Formatted::Changed(_) => failures.push(format!(
+                "{} is not formatted as alejandra formats it: run `cargo xtask nix-fmt`",
+                file.display()
+            )),
+            Formatted::Error(reason) => {
+                failures.push(format!("alejandra cannot format {}: {reason}", file.display()))
+            }
+        }
+    }
+    let deadnix = Command::new(installed.tool("deadnix")?)
+        .current_dir(&root)
+        .args(["--fail", "--no-underscore"])
+        .args(&files)
+        .output()?;
+    if !deadnix.status.success() {
+        failures.push(format!(
+            "deadnix found unused code:\n{}",
+            String::from_utf8_lossy(&deadnix.stdout).trim()
+        ));
+    }
+    if !failures.is_empty() {
+        bail!("nix static checks failed:\n{}", failures.join("\n"));
+    }
+    println!(
+        "nix: {} files parse, are formatted and have no dead code",
+        files.len()
+    );
+    Ok(())
+}
+
+/// Formats every `.nix` file in place with alejandra (`cargo xtask nix-fmt`).
+pub fn format_in_place() -> Result<()> {
+    let root = workspace_root();
+    for file in nix_files()? {
+        let path = root.join(&file);
+        match format(&path)? {
+            Formatted::Unchanged => {}
+            Formatted::Changed(text) => {
+                std::fs::write(&path, text)?;
+                println!("nix-fmt: formatted {}", file.display());
+            }
+            Formatted::Error(reason) => bail!("alejandra cannot format {}: {reason}", file.display()),
+        }
+    }
+    Ok(())
+}
+
+enum Formatted {
+    Unchanged,
+    Changed(String),
+    Error(String),
+}
+
+/// alejandra, linked as a library: crates.io publishes it without its command-line front end.
+fn format(path: &Path) -> Result<Formatted> {
+    let before = std::fs::read_to_string(path)?;
+    let (status, after) = alejandra::format::in_memory(path.display().to_string(), before);
+    Ok(match status {
+        alejandra::format::Status::Error(reason) => Formatted::Error(reason),
+        alejandra::format::Status::Changed(false) => Formatted::Unchanged,
+        alejandra::format::Status::Changed(true) => Formatted::Changed(after),
+    })
+}
+
+/// Tracked and untracked-but-not-ignored `.nix` files, so a new file is checked before it is committed.
+fn nix_files() -> Result<Vec<PathBuf>> {
+    let output = Command::new("git")
+        .current_dir(workspace_root())
+        .args([
+            "ls-files",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+            "--",
+            "*.nix",
+        ])
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "git ls-files failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(PathBuf::from)
+        .filter(|path| workspace_root().join(path).exists())
+        .collect())
+}

@@ -1,0 +1,65 @@
+//! `cargo xtask test`: the one command CI and developers run.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::{cargo, deps, nixcheck, run_step, workspace_root};
+
+pub fn run(nextest_args: &[String]) -> Result<()> {
+    let started = Instant::now();
+    let installed = step("deps", || deps::install(deps::Groups::ALL))?;
+    step("rustfmt", || {
+        run_step(
+            cargo().args(["fmt", "--all", "--", "--check"]),
+            "run `cargo fmt --all` and commit the result",
+        )
+    })?;
+    step("clippy", || {
+        run_step(
+            cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--locked",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+            "fix the lints above",
+        )
+    })?;
+    step("nix static checks", || nixcheck::run(&installed))?;
+    let nextest = installed.tool("cargo-nextest")?.to_owned();
+    step("tests", || {
+        let mut command = Command::new(&nextest);
+        command
+            .current_dir(workspace_root())
+            .args(["nextest", "run", "--workspace", "--locked", "--no-fail-fast"])
+            .args(nextest_args);
+        if let Some(deps) = &installed.deps {
+            // The kit would find these in the env file too; passing them makes the run independent of it.
+            for line in deps.to_env_lines().lines() {
+                if let Some((key, value)) = line.split_once('=') {
+                    command.env(key, value);
+                }
+            }
+        }
+        run_step(&mut command, "see the failing tests above")
+    })?;
+    println!("xtask test: all steps passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn step<T>(name: &str, body: impl FnOnce() -> Result<T>) -> Result<T> {
+    println!("== {name}");
+    let started = Instant::now();
+    let result = body();
+    println!(
+        "== {name}: {} in {:.1?}",
+        if result.is_ok() { "ok" } else { "FAILED" },
+        started.elapsed()
+    );
+    result
+}
