@@ -121,7 +121,7 @@ admin_token = "{admin_token}"
         let log_path = dir.path().join("garage.log");
         let log = std::fs::File::create(&log_path).map_err(KitError::io("creating garage.log"))?;
         let log_err = log.try_clone().map_err(KitError::io("creating garage.log"))?;
-        let child = Command::new(bin)
+        let child = process::tied_command(bin, false)
             .arg("-c")
             .arg(&config_path)
             .arg("server")
@@ -149,7 +149,8 @@ admin_token = "{admin_token}"
                 exited = true;
                 return true;
             }
-            garage.cli(&["node", "id", "-q"]).is_ok()
+            // `node id` only reads the local key file; `status` needs the RPC listener up.
+            garage.cli(&["status"]).is_ok()
         });
         if !ready || exited {
             return Err(KitError::NotReady {
@@ -195,7 +196,11 @@ admin_token = "{admin_token}"
 
 impl Drop for TestGarage {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Its data is thrown away with the directory, so there is nothing to shut down gracefully.
+        process::signal_and_wait(
+            &mut self.child,
+            rustix::process::Signal::KILL,
+            Duration::from_secs(10),
+        );
     }
 }

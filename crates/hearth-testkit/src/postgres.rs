@@ -1,12 +1,14 @@
-//! A private PostgreSQL cluster with pgvector: initdb in a temporary directory, listening only on a unix socket
-//! inside it, stopped and removed on drop (also when a test panics).
+//! A private PostgreSQL cluster with pgvector: initdb in a temporary directory, the postmaster run as the kit's own
+//! child listening only on a unix socket inside that directory, stopped and removed on drop (also when a test
+//! panics) and killed with the test process (see `tied_command`).
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use rustix::process::Signal;
 use tempfile::TempDir;
 
 use crate::process::{self, UNPRIVILEGED_GID, UNPRIVILEGED_UID, run};
@@ -17,6 +19,7 @@ use crate::{Deps, KitError};
 const TEMPLATE_DB: &str = "hearth_template";
 const SUPERUSER: &str = "postgres";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 static NEXT_DB: AtomicU32 = AtomicU32::new(0);
 
@@ -25,7 +28,7 @@ pub struct TestPostgres {
     bin: PathBuf,
     port: u16,
     run_as_unprivileged: bool,
-    running: bool,
+    server: Option<Child>,
     // Dropped last: the directory goes only after the server has stopped.
     dir: TempDir,
 }
@@ -53,7 +56,7 @@ impl TestPostgres {
             bin: bin.to_owned(),
             port: process::free_port()?,
             run_as_unprivileged,
-            running: false,
+            server: None,
             dir,
         };
         postgres.initdb()?;
@@ -77,8 +80,7 @@ impl TestPostgres {
 
     /// The postmaster's process id while the server runs.
     pub fn server_pid(&self) -> Option<u32> {
-        let pid_file = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
-        pid_file.lines().next()?.trim().parse().ok()
+        self.server.as_ref().map(Child::id)
     }
 
     /// A connection URL for `database` over the unix socket, as the superuser.
@@ -113,21 +115,19 @@ impl TestPostgres {
             .args(["-p", &self.port.to_string(), "-d", database, "-c", sql]))
     }
 
-    /// Stops the server the way a power cut would (`immediate`: no checkpoint), for crash tests.
+    /// Stops the server the way a power cut would (immediate shutdown: no checkpoint), for crash tests.
     pub fn crash(&mut self) -> Result<(), KitError> {
-        self.pg_ctl_stop("immediate")
+        self.stop_with(Signal::QUIT)
     }
 
-    /// Stops the server cleanly.
+    /// Stops the server cleanly (fast shutdown).
     pub fn stop(&mut self) -> Result<(), KitError> {
-        self.pg_ctl_stop("fast")
+        self.stop_with(Signal::INT)
     }
 
     /// Starts a stopped server again on the same directory and socket.
     pub fn restart(&mut self) -> Result<(), KitError> {
-        if self.running {
-            self.stop()?;
-        }
+        self.stop()?;
         self.start_server()
     }
 
@@ -139,20 +139,12 @@ impl TestPostgres {
         self.dir.path().join("postgres.log")
     }
 
-    fn command(&self, program: &str) -> Command {
-        let mut command = Command::new(self.bin.join(program));
+    fn initdb(&self) -> Result<(), KitError> {
+        let mut command = Command::new(self.bin.join("initdb"));
         if self.run_as_unprivileged {
             command.uid(UNPRIVILEGED_UID).gid(UNPRIVILEGED_GID);
         }
-        // Never pick up a developer's own PG* settings.
-        for var in ["PGHOST", "PGPORT", "PGDATA", "PGUSER", "PGDATABASE", "PGOPTIONS"] {
-            command.env_remove(var);
-        }
-        command
-    }
-
-    fn initdb(&self) -> Result<(), KitError> {
-        run(self.command("initdb").arg("-D").arg(self.data_dir()).args([
+        run(command.arg("-D").arg(self.data_dir()).args([
             "-U",
             SUPERUSER,
             "--auth=trust",
@@ -165,54 +157,77 @@ impl TestPostgres {
     }
 
     fn start_server(&mut self) -> Result<(), KitError> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_file())
+            .map_err(KitError::io("opening postgres.log"))?;
+        let log_err = log.try_clone().map_err(KitError::io("opening postgres.log"))?;
         // fsync stays at its default so crash tests exercise the same write-ahead path as production.
-        let options = format!(
-            "-c listen_addresses='' -k {} -p {} -c max_connections=60 -c shared_buffers=32MB",
-            self.socket_dir().display(),
-            self.port
-        );
-        let started = run(self
-            .command("pg_ctl")
+        let child = process::tied_command(&self.bin.join("postgres"), self.run_as_unprivileged)
             .arg("-D")
             .arg(self.data_dir())
-            .arg("-l")
-            .arg(self.log_file())
+            .arg("-k")
+            .arg(self.socket_dir())
+            .args(["-p", &self.port.to_string()])
             .args([
-                "-w",
-                "-t",
-                &START_TIMEOUT.as_secs().to_string(),
-                "-o",
-                &options,
-                "start",
-            ]));
-        if let Err(error) = started {
+                "-c",
+                "listen_addresses=",
+                "-c",
+                "max_connections=60",
+                "-c",
+                "shared_buffers=32MB",
+            ])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(KitError::io("starting postgres"))?;
+        self.server = Some(child);
+        let mut exited = false;
+        let ready = process::wait_until(START_TIMEOUT, || {
+            if let Some(server) = self.server.as_mut()
+                && matches!(server.try_wait(), Ok(Some(_)))
+            {
+                exited = true;
+                return true;
+            }
+            Command::new(self.bin.join("pg_isready"))
+                .arg("-h")
+                .arg(self.socket_dir())
+                .args(["-p", &self.port.to_string(), "-q", "-t", "1"])
+                .status()
+                .is_ok_and(|status| status.success())
+        });
+        if !ready || exited {
+            let _ = self.stop_with(Signal::KILL);
             return Err(KitError::NotReady {
                 service: "PostgreSQL",
                 seconds: START_TIMEOUT.as_secs(),
-                log_tail: format!("{error}\n{}", process::log_tail(&self.log_file(), 20)),
+                log_tail: process::log_tail(&self.log_file(), 20),
             });
         }
-        self.running = true;
         Ok(())
     }
 
-    fn pg_ctl_stop(&mut self, mode: &str) -> Result<(), KitError> {
-        if !self.running {
+    fn stop_with(&mut self, signal: Signal) -> Result<(), KitError> {
+        let Some(mut server) = self.server.take() else {
             return Ok(());
+        };
+        if !process::signal_and_wait(&mut server, signal, STOP_TIMEOUT) {
+            return Err(KitError::NotReady {
+                service: "PostgreSQL shutdown",
+                seconds: STOP_TIMEOUT.as_secs(),
+                log_tail: process::log_tail(&self.log_file(), 20),
+            });
         }
-        run(self
-            .command("pg_ctl")
-            .arg("-D")
-            .arg(self.data_dir())
-            .args(["-w", "-m", mode, "stop"]))?;
-        self.running = false;
         Ok(())
     }
 }
 
 impl Drop for TestPostgres {
     fn drop(&mut self) {
-        // Best effort: a failure here must not turn a passing test into a double panic.
-        let _ = self.pg_ctl_stop("immediate");
+        // Immediate: the data is thrown away anyway. Best effort, so a failing test never double-panics.
+        let _ = self.stop_with(Signal::QUIT);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::KitError;
@@ -73,4 +73,52 @@ pub(crate) fn random_hex(len: usize) -> Result<String, KitError> {
             .map_err(|e| KitError::io("reading random bytes")(e.into()))?;
     }
     Ok(hex::encode(buf))
+}
+
+/// A command for a server the kit owns. Through util-linux `setpriv` it gets SIGKILL when the process that started
+/// it dies, so even a test killed by a timeout (which runs no destructors) leaves no server behind; under root it
+/// also runs as `nobody`. Without `setpriv` the server still stops on drop, only not on SIGKILL of the test.
+pub(crate) fn tied_command(program: &Path, unprivileged: bool) -> Command {
+    let Some(setpriv) = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+    else {
+        let mut command = Command::new(program);
+        if unprivileged {
+            std::os::unix::process::CommandExt::uid(&mut command, UNPRIVILEGED_UID);
+            std::os::unix::process::CommandExt::gid(&mut command, UNPRIVILEGED_GID);
+        }
+        return command;
+    };
+    let mut command = Command::new(setpriv);
+    if unprivileged {
+        command.args([
+            format!("--reuid={UNPRIVILEGED_UID}"),
+            format!("--regid={UNPRIVILEGED_GID}"),
+            "--clear-groups".to_owned(),
+        ]);
+    }
+    // setpriv sets the death signal after changing credentials (a credential change would clear it).
+    command.args(["--pdeathsig", "KILL", "--"]).arg(program);
+    command
+}
+
+/// Sends `signal` and waits up to `timeout` for the child to exit; kills it if it does not.
+pub(crate) fn signal_and_wait(child: &mut Child, signal: rustix::process::Signal, timeout: Duration) -> bool {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return true;
+    }
+    if let Some(pid) = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+    let exited = wait_until(timeout, || matches!(child.try_wait(), Ok(Some(_))));
+    if !exited {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    exited
 }

@@ -138,3 +138,55 @@ fn parse_major_minor(version: &str) -> (u32, u32) {
         .map(|p| p.parse::<u32>().expect("numeric version"));
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
+
+#[test]
+fn servers_die_with_a_killed_owner() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut owner = Command::new(env!("CARGO_BIN_EXE_hearth-dev-services"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("dev services start");
+    let stdout = owner.stdout.take().expect("stdout");
+    let mut pids = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        if let Some(pid) = line
+            .strip_prefix("postgres_pid=")
+            .or(line.strip_prefix("garage_pid="))
+        {
+            pids.push(pid.parse::<u32>().expect("pid"));
+        }
+        if line.starts_with("ready") {
+            break;
+        }
+    }
+    assert_eq!(pids.len(), 2, "dev services did not report both servers");
+    assert!(
+        pids.iter().all(|pid| alive(*pid)),
+        "servers not running: {pids:?}"
+    );
+
+    owner.kill().expect("SIGKILL the owner");
+    owner.wait().expect("reap the owner");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while pids.iter().any(|pid| alive(*pid)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let survivors: Vec<u32> = pids.into_iter().filter(|pid| alive(*pid)).collect();
+    assert!(
+        survivors.is_empty(),
+        "servers outlived their killed owner: {survivors:?}"
+    );
+}
+
+/// Exists and is not a zombie.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
+}
