@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "hearth's command-line client")]
@@ -22,15 +23,29 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Show whether hearthd is ready and what it runs on.
+    /// Show whether hearthd is ready and what it runs on (exit 3 when not ready).
     Status,
+    /// Embed texts on the box and show how similar they are to each other.
+    Embed {
+        /// Texts to embed.
+        #[arg(required = true)]
+        texts: Vec<String>,
+        /// Embed as search queries (the model's query prefix) rather than documents.
+        #[arg(long)]
+        query: bool,
+        /// Print the raw JSON response.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let base = cli.url.trim_end_matches('/').to_owned();
     let result = match cli.command {
-        Command::Status => status(&cli.url).await,
+        Command::Status => status(&base).await,
+        Command::Embed { texts, query, json } => embed(&base, texts, query, json).await,
     };
     match result {
         Ok(code) => code,
@@ -44,13 +59,15 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn status(url: &str) -> Result<ExitCode> {
-    let endpoint = format!("{}/readyz", url.trim_end_matches('/'));
-    let response = reqwest::get(&endpoint).await.with_context(|| {
-        format!("cannot reach hearthd at {url}: is it running? (set --url or HEARTH_URL)")
-    })?;
+fn unreachable(base: &str) -> String {
+    format!("cannot reach hearthd at {base}: is it running? (set --url or HEARTH_URL)")
+}
+
+async fn status(base: &str) -> Result<ExitCode> {
+    let endpoint = format!("{base}/readyz");
+    let response = reqwest::get(&endpoint).await.with_context(|| unreachable(base))?;
     let ready = response.status().is_success();
-    let body: serde_json::Value = response
+    let body: Value = response
         .json()
         .await
         .with_context(|| format!("{endpoint} did not answer with JSON"))?;
@@ -60,4 +77,67 @@ async fn status(url: &str) -> Result<ExitCode> {
     } else {
         ExitCode::from(3)
     })
+}
+
+async fn embed(base: &str, texts: Vec<String>, query: bool, raw: bool) -> Result<ExitCode> {
+    let body = json!({
+        "input": texts,
+        "input_type": if query { "query" } else { "document" },
+    });
+    let response = reqwest::Client::new()
+        .post(format!("{base}/v1/embeddings"))
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| unreachable(base))?;
+    let status = response.status();
+    let answer: Value = response
+        .json()
+        .await
+        .context("hearthd did not answer with JSON")?;
+    if !status.is_success() {
+        let message = answer["error"]["message"].as_str().unwrap_or("no message");
+        bail!("hearthd refused ({status}): {message}");
+    }
+    if raw {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let vectors: Vec<Vec<f64>> = answer["data"]
+        .as_array()
+        .context("no data in the response")?
+        .iter()
+        .map(|item| {
+            item["embedding"]
+                .as_array()
+                .map(|values| values.iter().filter_map(Value::as_f64).collect())
+                .unwrap_or_default()
+        })
+        .collect();
+    println!(
+        "{} vectors of {} dimensions from {} ({} tokens)",
+        vectors.len(),
+        vectors.first().map_or(0, Vec::len),
+        answer["model"].as_str().unwrap_or("?"),
+        answer["usage"]["prompt_tokens"]
+    );
+    if vectors.len() > 1 {
+        println!("cosine similarity:");
+        for (i, a) in vectors.iter().enumerate() {
+            let row: Vec<String> = vectors
+                .iter()
+                .map(|b| format!("{:5.2}", a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>()))
+                .collect();
+            println!("  [{i}] {}  {}", row.join(" "), preview(&texts[i]));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn preview(text: &str) -> String {
+    let mut short: String = text.chars().take(60).collect();
+    if short.len() < text.len() {
+        short.push('…');
+    }
+    short
 }

@@ -27,6 +27,28 @@ pub fn cache_dir() -> Result<PathBuf, KitError> {
     Ok(PathBuf::from(home).join(".cache").join("hearth"))
 }
 
+/// A Python 3.11 interpreter with the packages the tests drive hearth with (the official `openai` client).
+pub fn test_python() -> Result<PathBuf, KitError> {
+    let env_file = cache_dir()?.join(ENV_FILE);
+    let var = "HEARTH_TEST_PYTHON";
+    let path = std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| read_env_file(&env_file).get(var).map(PathBuf::from))
+        .ok_or_else(|| KitError::MissingDependency {
+            what: "the test Python environment",
+            var,
+            env_file: env_file.clone(),
+        })?;
+    if !path.exists() {
+        return Err(KitError::MissingFile {
+            what: "the test Python environment",
+            path,
+        });
+    }
+    Ok(path)
+}
+
 /// Paths of the real dependencies.
 #[derive(Debug, Clone)]
 pub struct Deps {

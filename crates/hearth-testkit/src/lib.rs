@@ -6,11 +6,13 @@
 
 mod deps;
 mod garage;
+mod hearthd;
 mod postgres;
 mod process;
 
-pub use deps::{Deps, ENV_FILE, cache_dir};
+pub use deps::{Deps, ENV_FILE, cache_dir, test_python};
 pub use garage::TestGarage;
+pub use hearthd::TestHearthd;
 pub use postgres::TestPostgres;
 
 use std::path::PathBuf;

@@ -1,52 +1,135 @@
-//! Routes. Every error body is `{code, message}`; details stay in the log.
+//! Router and shared state.
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use hearth_core::config::Config;
+use hearth_core::embed::Embedder;
+use prometheus_client::registry::Registry;
 use serde_json::json;
 use sqlx::PgPool;
 
-pub fn router(pool: PgPool) -> Router {
+use crate::error::ApiError;
+use crate::openai;
+
+#[derive(Clone)]
+pub enum ModelState {
+    Loading,
+    Ready(Embedder),
+}
+
+/// The model slot: `Loading` until the background load finishes.
+#[derive(Clone)]
+pub struct ModelSlot(Arc<RwLock<ModelState>>);
+
+impl ModelSlot {
+    pub fn set(&self, state: ModelState) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = state;
+    }
+
+    pub fn get(&self) -> ModelState {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The embedder, or 503 while the model is still loading.
+    pub fn ready(&self) -> Result<Embedder, ApiError> {
+        match self.get() {
+            ModelState::Ready(embedder) => Ok(embedder),
+            ModelState::Loading => Err(ApiError::NotReady("the embedding model is still loading".into())),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub config: Arc<Config>,
+    pub model: ModelSlot,
+    pub registry: Arc<Registry>,
+}
+
+impl AppState {
+    pub fn new(pool: PgPool, config: Arc<Config>, registry: Registry) -> Self {
+        Self {
+            pool,
+            config,
+            model: ModelSlot(Arc::new(RwLock::new(ModelState::Loading))),
+            registry: Arc::new(registry),
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.api.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(pool)
+        .route("/metrics", get(metrics))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/models", get(openai::models))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
 }
 
 async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
-async fn readyz(State(pool): State<PgPool>) -> Response {
+/// Ready when the database answers with pgvector and the model is loaded; otherwise 503 naming what is missing.
+async fn readyz(State(state): State<AppState>) -> Response {
     let probe = sqlx::query_as::<_, (String, Option<String>)>(
         "SELECT current_setting('server_version'), \
                 (SELECT extversion FROM pg_extension WHERE extname = 'vector')",
     )
-    .fetch_one(&pool)
+    .fetch_one(&state.pool)
     .await;
-    match probe {
-        Ok((postgres, Some(pgvector))) => Json(json!({
-            "status": "ready",
-            "postgres": postgres,
-            "pgvector": pgvector,
-        }))
-        .into_response(),
-        Ok((_, None)) => {
-            not_ready("the database has no pgvector: run `CREATE EXTENSION vector` as superuser")
-        }
+    let (database, database_ok) = match probe {
+        Ok((postgres, Some(pgvector))) => (json!({ "postgres": postgres, "pgvector": pgvector }), true),
+        Ok((postgres, None)) => (
+            json!({ "postgres": postgres, "error": "pgvector is missing: run CREATE EXTENSION vector as superuser" }),
+            false,
+        ),
         Err(error) => {
             tracing::warn!(%error, "database not reachable");
-            not_ready("waiting for the database")
+            (json!({ "error": "waiting for the database" }), false)
         }
-    }
+    };
+    let (model, model_ok) = match state.model.get() {
+        ModelState::Ready(embedder) => (
+            json!({ "status": "ready", "id": embedder.manifest().id, "dims": embedder.manifest().dims }),
+            true,
+        ),
+        ModelState::Loading => (json!({ "status": "loading" }), false),
+    };
+    let ready = database_ok && model_ok;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "database": database,
+        "model": model,
+    });
+    (status, Json(body)).into_response()
 }
 
-fn not_ready(message: &str) -> Response {
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut body = String::new();
+    if let Err(error) = prometheus_client::encoding::text::encode(&mut body, &state.registry) {
+        return ApiError::Internal(format!("encoding metrics: {error}")).into_response();
+    }
     (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({ "code": "not_ready", "message": message })),
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
     )
         .into_response()
 }

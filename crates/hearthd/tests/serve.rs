@@ -1,87 +1,115 @@
-//! The real hearthd binary against the kit's real PostgreSQL, over real HTTP.
+//! The real hearthd binary against the kit's real PostgreSQL and the real test model, over real HTTP.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hearth_testkit::TestPostgres;
+use hearth_testkit::{TestHearthd, TestPostgres};
+use serde_json::Value;
 
-struct Daemon(Child);
+const HEARTHD: &str = env!("CARGO_BIN_EXE_hearthd");
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("ephemeral port")
-        .port()
-}
-
-fn spawn(listen: &str, database_url: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_hearthd"))
-        .args(["serve", "--listen", listen, "--database-url", database_url])
-        .env("HEARTH_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("hearthd starts")
-}
-
-async fn get_when_up(url: &str) -> reqwest::Response {
-    let deadline = Instant::now() + Duration::from_secs(20);
+async fn wait_ready(hearthd: &TestHearthd) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        match reqwest::get(url).await {
-            Ok(response) => return response,
-            Err(error) if Instant::now() < deadline => {
-                let _ = error;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(error) => panic!("hearthd never answered {url}: {error}"),
+        let response = reqwest::get(format!("{}/readyz", hearthd.url))
+            .await
+            .expect("readyz");
+        let status = response.status();
+        let body: Value = response.json().await.expect("json");
+        if status == 200 {
+            return body;
         }
+        assert!(
+            Instant::now() < deadline,
+            "never ready: {body}\n{}",
+            hearthd.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 #[tokio::test]
-async fn readyz_reports_pgvector_and_503_when_the_database_is_down() {
+async fn readyz_reports_database_and_model_and_503_when_the_database_is_down() {
     let mut postgres = TestPostgres::start().expect("postgres");
     let database_url = postgres.create_database().expect("database");
-    let port = free_port();
-    let _daemon = Daemon(spawn(&format!("127.0.0.1:{port}"), &database_url));
+    let hearthd = TestHearthd::start(HEARTHD.as_ref(), &database_url, &[]).expect("hearthd");
 
-    let health = get_when_up(&format!("http://127.0.0.1:{port}/healthz")).await;
+    let health = reqwest::get(format!("{}/healthz", hearthd.url))
+        .await
+        .expect("healthz");
     assert_eq!(health.status(), 200);
 
-    let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
-        .await
-        .expect("readyz");
-    assert_eq!(ready.status(), 200);
-    let body: serde_json::Value = ready.json().await.expect("json");
-    assert_eq!(body["status"], "ready");
+    let ready = wait_ready(&hearthd).await;
+    assert_eq!(ready["status"], "ready");
     assert!(
-        body["pgvector"].as_str().is_some_and(|v| v.starts_with("0.")),
-        "{body}"
+        ready["database"]["pgvector"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("0.")),
+        "{ready}"
     );
+    assert_eq!(ready["model"]["dims"], 384);
 
     postgres.stop().expect("stop postgres");
-    let down = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+    let down = reqwest::get(format!("{}/readyz", hearthd.url))
         .await
         .expect("readyz");
     assert_eq!(down.status(), 503);
-    let body: serde_json::Value = down.json().await.expect("json");
-    assert_eq!(body["code"], "not_ready");
+    let body: Value = down.json().await.expect("json");
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["model"]["status"], "ready");
+
+    postgres.restart().expect("restart postgres");
+    let back = wait_ready(&hearthd).await;
+    assert_eq!(back["status"], "ready", "did not recover by itself");
 }
 
 #[test]
 fn refuses_a_non_loopback_bind() {
-    let output = spawn("0.0.0.0:0", "postgres://nobody@localhost/none")
-        .wait_with_output()
-        .expect("hearthd exits");
+    let output = Command::new(HEARTHD)
+        .arg("serve")
+        .env("HEARTH_LISTEN", "0.0.0.0:0")
+        .output()
+        .expect("hearthd runs");
     assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("refusing to listen on 0.0.0.0"), "{stderr}");
+}
+
+#[test]
+fn a_broken_model_stops_hearthd_naming_the_file() {
+    let model = tempfile::tempdir().expect("tempdir");
+    let source = hearth_testkit::Deps::load().expect("deps").test_model_dir;
+    for entry in std::fs::read_dir(&source).expect("model dir") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().expect("name").to_owned();
+        std::fs::copy(&path, model.path().join(name)).expect("copy");
+    }
+    std::fs::write(model.path().join("tokenizer.json"), b"{}").expect("tamper");
+    let output = Command::new(HEARTHD)
+        .arg("serve")
+        .env("HEARTH_LISTEN", "127.0.0.1:0")
+        .env("HEARTH_EMBEDDING__MODEL_DIR", model.path())
+        .output()
+        .expect("hearthd runs");
+    assert!(
+        !output.status.success(),
+        "hearthd kept running with a tampered model"
+    );
+    let log = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("tokenizer.json") && log.contains("sha256"), "{log}");
+}
+
+#[test]
+fn check_config_rejects_an_unknown_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hearth.toml");
+    std::fs::write(&path, "[embedding]\nmodel_dri = \"/x\"\n").expect("write");
+    let output = Command::new(HEARTHD)
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .expect("hearthd runs");
+    assert!(!output.status.success());
+    let log = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("model_dri"), "{log}");
 }

@@ -1,16 +1,21 @@
 //! `cargo xtask demo`: everything hearth needs, started privately, hearthd run against it, then all stopped.
 //! Grows with hearth: ingest and search join when they land.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use hearth_testkit::{TestGarage, TestPostgres};
-use rustix::process::{Pid, Signal, kill_process};
+use hearth_testkit::{TestGarage, TestHearthd, TestPostgres};
 
 use crate::{cargo, deps, run_step, workspace_root};
+
+const TEXTS: [&str; 4] = [
+    "The appliance keeps every document on the box.",
+    "Nothing you store ever leaves this machine.",
+    "Garage is an object store that speaks S3.",
+    "Bake the bread for forty minutes at 220 degrees.",
+];
 
 pub fn run() -> Result<()> {
     deps::install(deps::Groups::RUNTIME)?;
@@ -40,21 +45,20 @@ pub fn run() -> Result<()> {
         "demo: Garage S3 at {} (bucket '{}', key {})",
         garage.s3_endpoint, garage.bucket, garage.access_key_id
     );
-
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut hearthd = Command::new(bin_dir.join("hearthd"))
-        .args(["serve", "--listen", &listen, "--database-url", &database_url])
-        .spawn()
+    let mut hearthd = TestHearthd::start(&bin_dir.join("hearthd"), &database_url, &[("HEARTH_LOG", "warn")])
         .context("starting hearthd")?;
-    let outcome = show(&bin_dir, &listen, &mut hearthd);
+    println!("demo: hearthd on {}", hearthd.url);
+    let outcome = show(&bin_dir, &hearthd.url);
 
     let pids = [
-        ("hearthd", Some(hearthd.id())),
+        ("hearthd", Some(hearthd.pid())),
         ("postgres", postgres.server_pid()),
         ("garage", Some(garage.pid())),
     ];
-    stop(&mut hearthd)?;
+    if !hearthd.terminate() {
+        bail!("hearthd ignored SIGTERM for 10s and was killed");
+    }
+    drop(hearthd);
     drop(garage);
     drop(postgres);
     outcome?;
@@ -70,40 +74,26 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-fn show(bin_dir: &Path, listen: &str, hearthd: &mut Child) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(listen).is_err() {
-        if let Some(status) = hearthd.try_wait()? {
-            bail!("hearthd exited early ({status})");
-        }
+fn show(bin_dir: &Path, url: &str) -> Result<()> {
+    let hearth = |args: &[&str]| {
+        let mut command = Command::new(bin_dir.join("hearth"));
+        command.args(args).args(["--url", url]);
+        command
+    };
+    // Ready once the model is loaded and verified; `hearth status` exits 3 until then.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !hearth(&["status"]).output().is_ok_and(|o| o.status.success()) {
         if Instant::now() > deadline {
-            bail!("hearthd did not listen on {listen} within 30s");
+            bail!("hearthd was not ready within 60s");
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(200));
     }
-    println!("demo: hearthd listening on http://{listen}; `hearth status` says:");
-    run_step(
-        Command::new(bin_dir.join("hearth")).args(["status", "--url", &format!("http://{listen}")]),
-        "hearthd is not ready",
-    )
-}
-
-fn stop(child: &mut Child) -> Result<()> {
-    if child.try_wait()?.is_some() {
-        return Ok(());
-    }
-    let pid = Pid::from_raw(i32::try_from(child.id())?).context("child pid")?;
-    kill_process(pid, Signal::TERM)?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait()?.is_none() {
-        if Instant::now() > deadline {
-            child.kill()?;
-            child.wait()?;
-            bail!("hearthd ignored SIGTERM for 10s and was killed");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
+    println!("demo: `hearth status`:");
+    run_step(&mut hearth(&["status"]), "hearthd is not ready")?;
+    println!("demo: `hearth embed` (on the box, through /v1/embeddings):");
+    let mut embed = hearth(&["embed"]);
+    embed.args(TEXTS);
+    run_step(&mut embed, "embedding failed")
 }
 
 /// A process that exists and is not a zombie.

@@ -4,6 +4,7 @@
 //! Every artefact is built in a `*.partial-<pid>` sibling and renamed into place only when complete, so an
 //! interrupted run never leaves something half-extracted that a later run would take as done.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -23,6 +24,7 @@ pub struct Groups {
     runtime: bool,
     test: bool,
     lint: bool,
+    bench: bool,
 }
 
 impl Groups {
@@ -30,16 +32,26 @@ impl Groups {
         runtime: true,
         test: false,
         lint: false,
+        bench: false,
     };
     pub const LINT: Self = Self {
         runtime: false,
         test: false,
         lint: true,
+        bench: false,
     };
+    /// Everything `cargo xtask test` needs.
     pub const ALL: Self = Self {
         runtime: true,
         test: true,
         lint: true,
+        bench: false,
+    };
+    pub const BENCH: Self = Self {
+        runtime: true,
+        test: false,
+        lint: false,
+        bench: true,
     };
 
     fn includes(self, group: &str) -> bool {
@@ -47,6 +59,7 @@ impl Groups {
             "runtime" => self.runtime,
             "test" => self.test,
             "lint" => self.lint,
+            "bench" => self.bench,
             _ => false,
         }
     }
@@ -57,8 +70,10 @@ impl Groups {
 pub struct Installed {
     /// Present when the runtime group was installed.
     pub deps: Option<Deps>,
-    /// Tools by command name (`alejandra`, `deadnix`, `nix-instantiate`, `cargo-nextest`).
+    /// Tools by command name (`deadnix`, `nix-instantiate`, `cargo-nextest`, `garage`).
     pub tools: std::collections::BTreeMap<String, PathBuf>,
+    /// Everything recorded in the env file, for child processes.
+    pub env: BTreeMap<String, String>,
 }
 
 impl Installed {
@@ -93,10 +108,12 @@ pub fn install(groups: Groups) -> Result<Installed> {
     }
     for (package, spec) in &manifest.debian {
         if groups.includes(&spec.group) {
-            tools.insert(spec.command.clone(), bootstrap.debian(package, &spec.command)?);
+            tools.insert(spec.provides.clone(), bootstrap.debian(package, &spec.provides)?);
         }
     }
 
+    let env_file = cache.join(ENV_FILE);
+    let mut env = read_env_file(&env_file);
     let deps = if groups.runtime {
         let postgres_dir = bootstrap.extract("postgres", &manifest.postgres)?;
         let onnxruntime_dir = bootstrap.extract("onnxruntime", &manifest.onnxruntime)?;
@@ -116,13 +133,24 @@ pub fn install(groups: Groups) -> Result<Installed> {
                 .cloned()
                 .ok_or_else(|| anyhow!("deps.toml pins no garage"))?,
         };
-        write_atomically(&cache.join(ENV_FILE), deps.to_env_lines().as_bytes())?;
-        println!("deps: wrote {}", cache.join(ENV_FILE).display());
+        env.extend(read_env_lines(&deps.to_env_lines()));
         Some(deps)
     } else {
         None
     };
-    Ok(Installed { deps, tools })
+    for (name, spec) in &manifest.python {
+        if groups.includes(&spec.group) {
+            let python = bootstrap.python_env(name, &spec.requirements)?;
+            env.insert(spec.env.clone(), python.display().to_string());
+        }
+    }
+    let text: String = env
+        .iter()
+        .map(|(key, value)| format!("{key}={value}\n"))
+        .collect();
+    write_atomically(&env_file, text.as_bytes())?;
+    println!("deps: wrote {}", env_file.display());
+    Ok(Installed { deps, tools, env })
 }
 
 struct Bootstrap<'a> {
@@ -313,18 +341,23 @@ impl Bootstrap<'_> {
         Ok(bin)
     }
 
-    /// A command from a Debian package: found on PATH, or installed with apt-get when we may.
-    fn debian(&self, package: &str, command: &str) -> Result<PathBuf> {
-        if let Some(found) = find_on_path(command) {
+    /// A command (or an absolute path) from a Debian package: found, or installed with apt-get when we may.
+    fn debian(&self, package: &str, provides: &str) -> Result<PathBuf> {
+        let find = || {
+            if provides.starts_with('/') {
+                Some(PathBuf::from(provides)).filter(|path| path.exists())
+            } else {
+                find_on_path(provides)
+            }
+        };
+        if let Some(found) = find() {
             return Ok(found);
         }
         let can_apt = rustix::process::geteuid().is_root() && find_on_path("apt-get").is_some();
         if !can_apt {
-            bail!(
-                "{command} is missing: install the Debian package {package} (apt-get install {package}) or Nix"
-            );
+            bail!("{provides} is missing: install the Debian package {package} (apt-get install {package})");
         }
-        println!("deps: installing Debian package {package} for {command}");
+        println!("deps: installing Debian package {package} for {provides}");
         run_step(
             Command::new("apt-get").args(["update", "-qq"]),
             "check that the Debian mirror is reachable",
@@ -335,7 +368,58 @@ impl Bootstrap<'_> {
                 .env("DEBIAN_FRONTEND", "noninteractive"),
             &format!("install {package} by hand"),
         )?;
-        find_on_path(command).ok_or_else(|| anyhow!("{package} is installed but {command} is not on PATH"))
+        find().ok_or_else(|| anyhow!("{package} is installed but {provides} is not there"))
+    }
+
+    /// A venv with exactly the hash-pinned packages of `requirements`, keyed by the lock file's hash so a new lock
+    /// gets a new venv.
+    fn python_env(&self, name: &str, requirements: &str) -> Result<PathBuf> {
+        let lock = crate::workspace_root().join("crates/xtask").join(requirements);
+        let lock_hash = sha256_file(&lock).with_context(|| format!("reading {}", lock.display()))?;
+        let dest = self.cache.join(format!("python-{name}-{}", &lock_hash[..12]));
+        let python = dest.join("bin").join("python");
+        if python.is_file() {
+            println!("deps: reused python env {name}");
+            return Ok(python);
+        }
+        let interpreter = std::env::var_os("HEARTH_PYTHON").unwrap_or_else(|| "python3".into());
+        let version = Command::new(&interpreter)
+            .args([
+                "-c",
+                "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')",
+            ])
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+            .ok_or_else(|| {
+                anyhow!(
+                    "{} is not a working Python: set HEARTH_PYTHON",
+                    interpreter.to_string_lossy()
+                )
+            })?;
+        if version != "3.11" {
+            bail!(
+                "{} is Python {version}, but {requirements} is locked for CPython 3.11: set HEARTH_PYTHON to a Python \
+                 3.11, or regenerate the lock with crates/xtask/python/lock.py",
+                interpreter.to_string_lossy()
+            );
+        }
+        println!("deps: creating python env {name} from {requirements}");
+        self.build_into(&dest, |staging| {
+            run_step(
+                Command::new(&interpreter).args(["-m", "venv"]).arg(staging),
+                "python3 -m venv failed (Debian: apt-get install python3-venv)",
+            )?;
+            run_step(
+                Command::new(staging.join("bin").join("python"))
+                    .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                    .args(["--require-hashes", "--no-deps", "--only-binary=:all:", "-r"])
+                    .arg(&lock),
+                "a hash mismatch or an unreachable registry (pip's own error is above)",
+            )
+        })?;
+        Ok(python)
     }
 
     /// Runs `fill` on a fresh staging directory next to `dest`, then renames it into place.
@@ -438,6 +522,19 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+fn read_env_file(path: &Path) -> BTreeMap<String, String> {
+    fs::read_to_string(path)
+        .map(|text| read_env_lines(&text))
+        .unwrap_or_default()
+}
+
+fn read_env_lines(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
+        .collect()
 }
 
 pub fn find_on_path(command: &str) -> Option<PathBuf> {

@@ -2,6 +2,7 @@
 // A developer tool that talks to a terminal: plain printing is its interface, not a logging shortcut.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod demo;
 mod deps;
 mod manifest;
@@ -36,6 +37,11 @@ enum Command {
     },
     /// Start private PostgreSQL and Garage, run hearthd against them, show what it serves, stop everything.
     Demo,
+    /// Run a benchmark (`embed`) and write its table into docs/benchmarks.md.
+    Bench {
+        #[arg(default_value = "embed")]
+        which: String,
+    },
     /// Only the static Nix checks: parse, alejandra formatting, deadnix.
     NixCheck,
     /// Format every .nix file in place with alejandra.
@@ -55,6 +61,7 @@ fn main() -> ExitCode {
         }
         Command::Test { nextest_args } => test::run(&nextest_args),
         Command::Demo => demo::run(),
+        Command::Bench { which } => bench::run(&which),
         Command::NixCheck => {
             deps::install(deps::Groups::LINT).and_then(|installed| nixcheck::run(&installed))
         }

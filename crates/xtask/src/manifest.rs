@@ -16,6 +16,17 @@ pub struct Manifest {
     pub models: BTreeMap<String, Model>,
     pub crates: BTreeMap<String, Crate>,
     pub debian: BTreeMap<String, DebianPackage>,
+    pub python: BTreeMap<String, PythonEnv>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PythonEnv {
+    /// Hash-pinned requirements, relative to crates/xtask.
+    pub requirements: String,
+    pub group: String,
+    /// Variable the env file records the interpreter under.
+    pub env: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,7 +80,8 @@ pub struct Crate {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DebianPackage {
-    pub command: String,
+    /// A command on PATH, or an absolute path the package installs.
+    pub provides: String,
     pub group: String,
 }
 

@@ -38,14 +38,8 @@ pub fn run(nextest_args: &[String]) -> Result<()> {
             .current_dir(workspace_root())
             .args(["nextest", "run", "--workspace", "--locked", "--no-fail-fast"])
             .args(nextest_args);
-        if let Some(deps) = &installed.deps {
-            // The kit would find these in the env file too; passing them makes the run independent of it.
-            for line in deps.to_env_lines().lines() {
-                if let Some((key, value)) = line.split_once('=') {
-                    command.env(key, value);
-                }
-            }
-        }
+        // The kit would find these in the env file too; passing them makes the run independent of it.
+        command.envs(&installed.env);
         run_step(&mut command, "see the failing tests above")
     })?;
     println!("xtask test: all steps passed in {:.0?}", started.elapsed());

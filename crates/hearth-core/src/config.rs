@@ -1,0 +1,203 @@
+//! hearth's configuration: built-in defaults < TOML file < `HEARTH_*` environment (`__` nests, so
+//! `HEARTH_EMBEDDING__MODEL_DIR` sets `embedding.model_dir`). The NixOS module's `settings` is this TOML.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::embed::EmbedderConfig;
+
+/// Where hearthd looks for its config when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/hearth/hearth.toml";
+
+/// The top-level sections; environment variables outside them (`HEARTH_LOG`, `HEARTH_URL`, …) are not config.
+const SECTIONS: &[&str] = &["listen", "database", "embedding", "api"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address hearthd listens on.
+    pub listen: SocketAddr,
+    pub database: DatabaseConfig,
+    pub embedding: EmbeddingConfig,
+    pub api: ApiConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL; the default is the local socket with peer authentication.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingConfig {
+    /// Model directory with a `manifest.json`.
+    pub model_dir: PathBuf,
+    /// `libonnxruntime.so`; unset reads `ORT_DYLIB_PATH`.
+    pub onnxruntime: Option<PathBuf>,
+    /// onnxruntime intra-op threads; 0 = one per available core.
+    pub intra_threads: usize,
+    /// Most padded tokens in one batch.
+    pub max_batch_tokens: usize,
+    /// Most inputs in one batch.
+    pub max_batch_inputs: usize,
+    /// Most inputs waiting; beyond it requests get 429 with Retry-After.
+    pub queue_capacity: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Most inputs in one `/v1/embeddings` request.
+    pub max_inputs_per_request: usize,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database: DatabaseConfig {
+                url: "postgres:///hearth?host=/run/postgresql".into(),
+            },
+            embedding: EmbeddingConfig {
+                model_dir: PathBuf::from("/var/lib/hearth/model"),
+                onnxruntime: None,
+                intra_threads: 0,
+                max_batch_tokens: 8192,
+                max_batch_inputs: 64,
+                queue_capacity: 4096,
+            },
+            api: ApiConfig {
+                max_inputs_per_request: 2048,
+                max_body_bytes: 16 * 1024 * 1024,
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads defaults < `file` < environment. An explicitly named file must exist; the default path may be absent.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let path = match file {
+            Some(path) if !path.is_file() => return Err(ConfigError::Missing(path.to_owned())),
+            Some(path) => Some(path.to_owned()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.is_file()),
+        };
+        Self::figment(path.as_deref(), Env::prefixed("HEARTH_"))
+    }
+
+    fn figment(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let env = env.split("__").filter(|key| {
+            let first = key.as_str().split('.').next().unwrap_or_default();
+            SECTIONS.iter().any(|section| section.eq_ignore_ascii_case(first))
+        });
+        let config: Config = figment
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let e = &self.embedding;
+        let positive = [
+            ("embedding.max_batch_tokens", e.max_batch_tokens),
+            ("embedding.max_batch_inputs", e.max_batch_inputs),
+            ("embedding.queue_capacity", e.queue_capacity),
+            ("api.max_inputs_per_request", self.api.max_inputs_per_request),
+            ("api.max_body_bytes", self.api.max_body_bytes),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
+            }
+        }
+        if self.api.max_inputs_per_request > e.queue_capacity {
+            return Err(ConfigError::Invalid(format!(
+                "api.max_inputs_per_request ({}) exceeds embedding.queue_capacity ({}): such a request could never \
+                 be queued",
+                self.api.max_inputs_per_request, e.queue_capacity
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn embedder(&self) -> EmbedderConfig {
+        EmbedderConfig {
+            model_dir: self.embedding.model_dir.clone(),
+            onnxruntime: self.embedding.onnxruntime.clone(),
+            intra_threads: self.embedding.intra_threads,
+            max_batch_tokens: self.embedding.max_batch_tokens,
+            max_batch_inputs: self.embedding.max_batch_inputs,
+            queue_capacity: self.embedding.queue_capacity,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // figment's own test helper returns its large error type; not ours to shrink.
+    #[allow(clippy::result_large_err)]
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut loaded = None;
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("hearth.toml", toml)?;
+            for (key, value) in env {
+                jail.set_env(key, value);
+            }
+            loaded = Some(Config::figment(
+                Some(Path::new("hearth.toml")),
+                Env::prefixed("HEARTH_"),
+            ));
+            Ok(())
+        });
+        loaded.unwrap_or_else(|| Err(ConfigError::Invalid("the jail did not run".into())))
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file() {
+        let config = load(
+            "listen = \"127.0.0.1:9000\"\n[embedding]\nmodel_dir = \"/models/a\"\nmax_batch_tokens = 4096\n",
+            &[
+                ("HEARTH_EMBEDDING__MODEL_DIR", "/models/b"),
+                ("HEARTH_LOG", "debug"),
+                ("HEARTH_URL", "x"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.embedding.model_dir, PathBuf::from("/models/b"));
+        assert_eq!(config.embedding.max_batch_tokens, 4096);
+        assert_eq!(config.api.max_inputs_per_request, 2048);
+    }
+
+    #[test]
+    fn unknown_keys_and_impossible_limits_are_refused() {
+        let err = load("[embedding]\nmodel_dri = \"/x\"\n", &[]).expect_err("typo");
+        assert!(err.to_string().contains("model_dri"), "{err}");
+        let err = load("[embedding]\nqueue_capacity = 10\n", &[]).expect_err("limits");
+        assert!(err.to_string().contains("queue_capacity"), "{err}");
+    }
+}

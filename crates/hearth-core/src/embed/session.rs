@@ -1,0 +1,109 @@
+//! Loading a verified model directory into an onnxruntime session through fastembed.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use fastembed::{InitOptionsUserDefined, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
+
+use super::EmbedError;
+use crate::model::{ModelManifest, Pooling, Quantization, VerifiedModel};
+
+/// onnxruntime allows one environment per process; the first load picks the library.
+static ENVIRONMENT: OnceLock<Result<(PathBuf, ort::environment::Environment), String>> = OnceLock::new();
+
+/// The onnxruntime library to use: the configured path, else `ORT_DYLIB_PATH`.
+fn resolve_onnxruntime(configured: Option<&Path>) -> Result<PathBuf, EmbedError> {
+    configured
+        .map(Path::to_owned)
+        .or_else(|| {
+            std::env::var_os("ORT_DYLIB_PATH")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .ok_or(EmbedError::OnnxRuntimeNotConfigured)
+}
+
+/// The process's onnxruntime environment, loading the library from `path` on first use. Anything else in the
+/// process that runs onnxruntime (the benchmark's raw baseline) must share it.
+pub fn onnxruntime_environment(path: &Path) -> Result<ort::environment::Environment, EmbedError> {
+    let loaded = ENVIRONMENT.get_or_init(|| {
+        if !path.is_file() {
+            return Err(format!("{} does not exist", path.display()));
+        }
+        ort::init_from(path)
+            .map_err(|e| e.to_string())?
+            .with_name("hearth")
+            .build()
+            .map(|environment| (path.to_owned(), environment))
+            .map_err(|e| e.to_string())
+    });
+    match loaded {
+        Ok((_, environment)) => Ok(environment.clone()),
+        Err(message) => Err(EmbedError::OnnxRuntime {
+            path: path.to_owned(),
+            message: message.clone(),
+        }),
+    }
+}
+
+/// A loaded model: the session, and a copy of its tokenizer without truncation or padding, for exact counts.
+pub(crate) struct LoadedModel {
+    pub(crate) model: VerifiedModel,
+    pub(crate) session: TextEmbedding,
+    pub(crate) counter: tokenizers::Tokenizer,
+    pub(crate) onnxruntime: PathBuf,
+}
+
+/// Verifies the model files first (a damaged model is the more useful error), then loads onnxruntime and the model.
+pub(crate) fn load(
+    model_dir: &Path,
+    onnxruntime: Option<&Path>,
+    intra_threads: usize,
+) -> Result<LoadedModel, EmbedError> {
+    let model = VerifiedModel::open(model_dir)?;
+    let onnxruntime = resolve_onnxruntime(onnxruntime)?;
+    let environment = onnxruntime_environment(&onnxruntime)?;
+    let session_error = |message: String| EmbedError::Session {
+        dir: model_dir.to_owned(),
+        message,
+    };
+    let read = |name: &str| {
+        std::fs::read(model.file(name)).map_err(|e| session_error(format!("reading {name}: {e}")))
+    };
+    let manifest: &ModelManifest = &model.manifest;
+    let user_model = UserDefinedEmbeddingModel::new(
+        read("model.onnx")?,
+        TokenizerFiles {
+            tokenizer_file: read("tokenizer.json")?,
+            config_file: read("config.json")?,
+            special_tokens_map_file: read("special_tokens_map.json")?,
+            tokenizer_config_file: read("tokenizer_config.json")?,
+        },
+    )
+    .with_pooling(match manifest.pooling {
+        Pooling::Mean => fastembed::Pooling::Mean,
+        Pooling::Cls => fastembed::Pooling::Cls,
+    })
+    .with_quantization(match manifest.quantization {
+        Quantization::None => fastembed::QuantizationMode::None,
+        Quantization::DynamicInt8 => fastembed::QuantizationMode::Dynamic,
+    });
+    let options = InitOptionsUserDefined::new()
+        .with_environment(environment)
+        .with_max_length(manifest.max_tokens)
+        .with_intra_threads(intra_threads)
+        .with_session_config("session.intra_op.allow_spinning", "0");
+    let session = TextEmbedding::try_new_from_user_defined(user_model, options)
+        .map_err(|e| session_error(e.to_string()))?;
+    let mut counter = session.tokenizer.clone();
+    counter
+        .with_truncation(None)
+        .map_err(|e| session_error(format!("tokenizer: {e}")))?;
+    counter.with_padding(None);
+    Ok(LoadedModel {
+        model,
+        session,
+        counter,
+        onnxruntime,
+    })
+}

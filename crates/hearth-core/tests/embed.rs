@@ -1,0 +1,255 @@
+//! The embedding engine with the real test model on the real onnxruntime.
+
+use hearth_core::embed::{
+    EmbedError, EmbedMetrics, EmbedRequest, Embedder, EmbedderConfig, InputKind, Priority,
+};
+use hearth_testkit::Deps;
+use serde_json::Value;
+
+fn config() -> EmbedderConfig {
+    let deps = Deps::load().expect("run `cargo xtask deps`");
+    let mut config = EmbedderConfig::new(deps.test_model_dir);
+    config.onnxruntime = Some(deps.ort_dylib);
+    config
+}
+
+fn load(config: &EmbedderConfig) -> Embedder {
+    Embedder::load(config, EmbedMetrics::default()).expect("model loads")
+}
+
+fn request(texts: &[&str], priority: Priority) -> EmbedRequest {
+    EmbedRequest::new(
+        texts.iter().map(|t| (*t).to_owned()).collect(),
+        InputKind::Document,
+        priority,
+    )
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[tokio::test]
+async fn paraphrases_score_above_unrelated_pairs_and_vectors_are_unit_norm() {
+    let embedder = load(&config());
+    let pairs = [
+        (
+            "How do I reset my password?",
+            "I forgot my password and need to change it.",
+        ),
+        (
+            "The weather is sunny and warm today.",
+            "It is a bright, hot day outside.",
+        ),
+        (
+            "The committee approved the annual budget.",
+            "The yearly budget was passed by the committee.",
+        ),
+    ];
+    let texts: Vec<&str> = pairs.iter().flat_map(|(a, b)| [*a, *b]).collect();
+    let embedded = embedder
+        .embed(request(&texts, Priority::Api))
+        .await
+        .expect("embeds");
+    for v in &embedded.vectors {
+        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+    }
+    let v = &embedded.vectors;
+    for i in 0..pairs.len() {
+        let paraphrase = cosine(&v[2 * i], &v[2 * i + 1]);
+        for j in (0..pairs.len()).filter(|&j| j != i) {
+            let unrelated = cosine(&v[2 * i], &v[2 * j + 1]);
+            assert!(
+                paraphrase > unrelated + 0.2,
+                "pair {i}: paraphrase {paraphrase:.3} vs unrelated {unrelated:.3}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn vectors_match_an_independent_onnxruntime_reference() {
+    // tests/fixtures/make_reference.py: onnxruntime's Python API + the tokenizers package, one sentence per run.
+    let reference: Value =
+        serde_json::from_str(include_str!("fixtures/minilm_reference.json")).expect("fixture parses");
+    let embedder = load(&config());
+    for entry in reference["vectors"].as_array().expect("vectors") {
+        let text = entry["text"].as_str().expect("text");
+        let expected: Vec<f32> = entry["embedding"]
+            .as_array()
+            .expect("embedding")
+            .iter()
+            .map(|x| x.as_f64().expect("number") as f32)
+            .collect();
+        // One request per sentence, so each runs alone as in the reference (activations are quantized per batch).
+        let embedded = embedder
+            .embed(request(&[text], Priority::Api))
+            .await
+            .expect("embeds");
+        assert_eq!(
+            embedded.tokens[0] as u64,
+            entry["tokens"].as_u64().expect("tokens"),
+            "{text}"
+        );
+        let got = &embedded.vectors[0];
+        let max_diff = got
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(max_diff < 1e-4, "{text}: max |Δ| = {max_diff}");
+        assert!(cosine(got, &expected) > 0.9999, "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_query_waits_for_at_most_the_batch_in_flight() {
+    let mut config = config();
+    config.max_batch_inputs = 16;
+    let embedder = load(&config);
+    let chunks: Vec<String> = (0..1000)
+        .map(|i| format!("Chunk {i} of a long report about the harvest, the weather and the markets."))
+        .collect();
+    let ingest = embedder
+        .submit(EmbedRequest::new(chunks, InputKind::Document, Priority::Ingest))
+        .expect("1000 chunks queue");
+    // Let the scheduler get going on the ingest backlog first.
+    while embedder.batches_started() < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let before = embedder.batches_started();
+    let query = EmbedRequest::new(vec!["harvest weather".into()], InputKind::Query, Priority::Query);
+    let answered = embedder.embed(query).await.expect("query");
+    // At most the batch running at submission (number `before`) finished first; the query ran in the next one.
+    assert!(
+        answered.last_batch <= before + 1,
+        "query ran in batch {} though batch {before} was running when it arrived",
+        answered.last_batch
+    );
+    let done = ingest.wait().await.expect("ingest completes");
+    assert_eq!(done.vectors.len(), 1000);
+    assert!(
+        done.last_batch > answered.last_batch,
+        "the ingest backlog did not outlast the query"
+    );
+}
+
+#[tokio::test]
+async fn withdrawn_requests_cost_no_compute() {
+    let mut config = config();
+    config.max_batch_inputs = 8;
+    let embedder = load(&config);
+    let chunks: Vec<String> = (0..800).map(|i| format!("abandoned chunk number {i}")).collect();
+    let pending = embedder
+        .submit(EmbedRequest::new(chunks, InputKind::Document, Priority::Ingest))
+        .expect("queued");
+    drop(pending);
+    let after = embedder
+        .embed(request(&["still served"], Priority::Api))
+        .await
+        .expect("embeds");
+    // 800 inputs would take 100 batches; dropped, at most the one already running is computed.
+    assert!(
+        after.last_batch <= 2,
+        "{} batches ran for a withdrawn request",
+        after.last_batch
+    );
+}
+
+#[tokio::test]
+async fn refusals_name_the_numbers() {
+    let mut config = config();
+    config.queue_capacity = 10;
+    let embedder = load(&config);
+
+    let long = "word ".repeat(300);
+    let err = embedder
+        .submit(request(&["fine", &long], Priority::Api))
+        .expect_err("too long");
+    match err {
+        EmbedError::InputTooLong {
+            index,
+            tokens,
+            max_tokens,
+        } => {
+            assert_eq!((index, max_tokens), (1, 256));
+            assert_eq!(tokens, 302, "300 words + [CLS] + [SEP]");
+        }
+        other => panic!("{other}"),
+    }
+
+    let mut truncating = request(&[&long], Priority::Api);
+    truncating.truncate = true;
+    let embedded = embedder.embed(truncating).await.expect("truncated");
+    assert_eq!(embedded.truncated, vec![0]);
+    assert_eq!(embedded.tokens, vec![256]);
+
+    let eleven: Vec<&str> = vec!["x"; 11];
+    assert!(matches!(
+        embedder.submit(request(&eleven, Priority::Api)),
+        Err(EmbedError::RequestLargerThanQueue {
+            inputs: 11,
+            capacity: 10
+        })
+    ));
+
+    let mut dims = request(&["x"], Priority::Api);
+    dims.dimensions = Some(128);
+    let err = embedder.submit(dims).expect_err("no matryoshka for MiniLM");
+    assert!(err.to_string().contains("384"), "{err}");
+}
+
+#[tokio::test]
+async fn queue_full_is_refused_while_the_backlog_waits() {
+    let mut config = config();
+    config.queue_capacity = 64;
+    config.max_batch_inputs = 1;
+    let embedder = load(&config);
+    let backlog: Vec<String> = (0..64).map(|i| format!("backlog {i}")).collect();
+    let _held = embedder
+        .submit(EmbedRequest::new(backlog, InputKind::Document, Priority::Ingest))
+        .expect("fills the queue");
+    // One input per batch: 63 or more still wait, so eight more cannot fit.
+    let err = embedder
+        .submit(request(
+            &["a", "b", "c", "d", "e", "f", "g", "h"],
+            Priority::Query,
+        ))
+        .expect_err("full");
+    assert!(matches!(err, EmbedError::QueueFull { capacity: 64 }), "{err}");
+}
+
+#[test]
+fn a_tampered_model_file_is_named_with_both_hashes() {
+    let source = config().model_dir;
+    let copy = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(&source).expect("model dir") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, copy.path().join(path.file_name().expect("name"))).expect("copy");
+    }
+    std::fs::write(copy.path().join("tokenizer.json"), b"{}").expect("tamper");
+    let mut config = config();
+    config.model_dir = copy.path().to_owned();
+    let err = Embedder::load(&config, EmbedMetrics::default()).expect_err("must refuse");
+    let message = err.to_string();
+    assert!(message.contains("tokenizer.json"), "{message}");
+    assert!(
+        message.contains("be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_missing_onnxruntime_is_a_clear_error() {
+    let mut config = config();
+    config.onnxruntime = Some("/nonexistent/libonnxruntime.so".into());
+    // Another test in this process may have loaded onnxruntime already; nextest runs each test alone.
+    match Embedder::load(&config, EmbedMetrics::default()) {
+        Err(error) => assert!(
+            error.to_string().contains("/nonexistent/libonnxruntime.so"),
+            "{error}"
+        ),
+        Ok(_) => panic!("loaded without onnxruntime"),
+    }
+}

@@ -1,0 +1,93 @@
+//! Every error hearthd returns, mapped to an HTTP status in one exhaustive match. Bodies are `{code, message}`;
+//! the OpenAI-compatible routes wrap the same fields in OpenAI's envelope (see `openai.rs`). Internal details are
+//! logged, never returned.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hearth_core::embed::EmbedError;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the request body is larger than {limit} bytes: send less at once")]
+    PayloadTooLarge { limit: usize },
+    #[error("{count} inputs in one request; at most {max} are accepted: split the request")]
+    TooManyInputs { count: usize, max: usize },
+    #[error("model '{requested}' is not served here; this server has '{served}'")]
+    ModelNotFound { requested: String, served: String },
+    #[error("{0}")]
+    NotReady(String),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// Status, stable machine code, and the message shown to the client.
+    pub fn parts(&self) -> (StatusCode, &'static str, String) {
+        use EmbedError as E;
+        let message = self.to_string();
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request", message),
+            ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message),
+            ApiError::TooManyInputs { .. } => (StatusCode::BAD_REQUEST, "too_many_inputs", message),
+            ApiError::ModelNotFound { .. } => (StatusCode::NOT_FOUND, "model_not_found", message),
+            ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", message),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
+            ApiError::Embed(error) => match error {
+                E::NoInputs | E::EmptyInput { .. } => (StatusCode::BAD_REQUEST, "invalid_input", message),
+                E::InputTooLong { .. } => (StatusCode::BAD_REQUEST, "input_too_long", message),
+                E::DimensionsNotSupported { .. } => {
+                    (StatusCode::BAD_REQUEST, "dimensions_not_supported", message)
+                }
+                E::QueueFull { .. } => (StatusCode::TOO_MANY_REQUESTS, "queue_full", message),
+                E::RequestLargerThanQueue { .. } => {
+                    (StatusCode::PAYLOAD_TOO_LARGE, "too_many_inputs", message)
+                }
+                E::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message),
+                E::Model(_)
+                | E::OnnxRuntimeNotConfigured
+                | E::OnnxRuntime { .. }
+                | E::Session { .. }
+                | E::Tokenizer(_)
+                | E::Inference(_) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error".into(),
+                ),
+            },
+        }
+    }
+
+    fn log(&self, status: StatusCode) {
+        if status.is_server_error() {
+            match self {
+                ApiError::Internal(detail) => tracing::error!(%detail, "request failed"),
+                other => tracing::error!(error = %other, "request failed"),
+            }
+        }
+    }
+
+    /// Renders with the given body builder, adding Retry-After where waiting helps.
+    pub fn render(&self, body: impl FnOnce(StatusCode, &str, &str) -> serde_json::Value) -> Response {
+        let (status, code, message) = self.parts();
+        self.log(status);
+        let mut response = (status, Json(body(status, code, &message))).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.render(|_, code, message| json!({ "code": code, "message": message }))
+    }
+}

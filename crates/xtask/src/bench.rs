@@ -1,0 +1,89 @@
+//! `cargo xtask bench embed`: builds the benchmark and hearthd in release mode, runs every arm in one process run,
+//! and writes the table into docs/benchmarks.md between its markers.
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::{cargo, deps, run_step, workspace_root};
+
+pub fn run(which: &str) -> Result<()> {
+    if which != "embed" {
+        bail!("unknown benchmark '{which}': the benchmarks are: embed");
+    }
+    let installed = deps::install(deps::Groups::BENCH)?;
+    let deps = installed
+        .deps
+        .as_ref()
+        .ok_or_else(|| anyhow!("runtime dependencies missing"))?;
+    let python = installed
+        .env
+        .get("HEARTH_BENCH_PYTHON")
+        .ok_or_else(|| anyhow!("the bench Python environment was not installed"))?;
+    run_step(
+        cargo().args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "hearthd",
+            "-p",
+            "hearth-bench",
+        ]),
+        "see the build error above",
+    )?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+        .join("release");
+    let report = tempfile::NamedTempFile::new()?;
+    run_step(
+        std::process::Command::new(target.join("hearth-bench"))
+            .arg("--model-dir")
+            .arg(&deps.test_model_dir)
+            .arg("--onnxruntime")
+            .arg(&deps.ort_dylib)
+            .arg("--hearthd")
+            .arg(target.join("hearthd"))
+            .args(["--python", python])
+            .arg("--out")
+            .arg(report.path()),
+        "the benchmark failed",
+    )?;
+    let section = std::fs::read_to_string(report.path())?;
+    let path = workspace_root().join("docs/benchmarks.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_default();
+    std::fs::write(&path, replace_section(&doc, "embed", &section))
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("bench: wrote the embed section of {}", path.display());
+    Ok(())
+}
+
+/// Replaces the text between `<!-- NAME:start -->` and `<!-- NAME:end -->`, or appends a new marked section.
+fn replace_section(doc: &str, name: &str, body: &str) -> String {
+    let start = format!("<!-- {name}:start -->");
+    let end = format!("<!-- {name}:end -->");
+    let block = format!("{start}\n{}\n{end}", body.trim_end());
+    match (doc.find(&start), doc.find(&end)) {
+        (Some(s), Some(e)) if s < e => format!("{}{block}{}", &doc[..s], &doc[e + end.len()..]),
+        _ => format!("{}\n{block}\n", doc.trim_end()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_section;
+
+    #[test]
+    fn sections_are_replaced_in_place_or_appended() {
+        let doc = "# B\n\nintro\n<!-- embed:start -->\nold\n<!-- embed:end -->\ntail\n";
+        let updated = replace_section(doc, "embed", "new\n");
+        assert_eq!(
+            updated,
+            "# B\n\nintro\n<!-- embed:start -->\nnew\n<!-- embed:end -->\ntail\n"
+        );
+        let appended = replace_section("# B\n", "ingest", "rows");
+        assert_eq!(
+            appended,
+            "# B\n<!-- ingest:start -->\nrows\n<!-- ingest:end -->\n"
+        );
+    }
+}
