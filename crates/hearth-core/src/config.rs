@@ -22,7 +22,7 @@ pub struct Config {
     /// Address hearthd listens on.
     pub listen: SocketAddr,
     pub database: DatabaseConfig,
-    pub embedding: EmbeddingConfig,
+    pub embedding: EmbedderConfig,
     pub api: ApiConfig,
 }
 
@@ -31,23 +31,6 @@ pub struct Config {
 pub struct DatabaseConfig {
     /// PostgreSQL URL; the default is the local socket with peer authentication.
     pub url: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EmbeddingConfig {
-    /// Model directory with a `manifest.json`.
-    pub model_dir: PathBuf,
-    /// `libonnxruntime.so`; unset reads `ORT_DYLIB_PATH`.
-    pub onnxruntime: Option<PathBuf>,
-    /// onnxruntime intra-op threads; 0 = one per available core.
-    pub intra_threads: usize,
-    /// Most padded tokens in one batch.
-    pub max_batch_tokens: usize,
-    /// Most inputs in one batch.
-    pub max_batch_inputs: usize,
-    /// Most inputs waiting; beyond it requests get 429 with Retry-After.
-    pub queue_capacity: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,14 +49,7 @@ impl Default for Config {
             database: DatabaseConfig {
                 url: "postgres:///hearth?host=/run/postgresql".into(),
             },
-            embedding: EmbeddingConfig {
-                model_dir: PathBuf::from("/var/lib/hearth/model"),
-                onnxruntime: None,
-                intra_threads: 0,
-                max_batch_tokens: 8192,
-                max_batch_inputs: 64,
-                queue_capacity: 4096,
-            },
+            embedding: EmbedderConfig::default(),
             api: ApiConfig {
                 max_inputs_per_request: 2048,
                 max_body_bytes: 16 * 1024 * 1024,
@@ -140,17 +116,6 @@ impl Config {
             )));
         }
         Ok(())
-    }
-
-    pub fn embedder(&self) -> EmbedderConfig {
-        EmbedderConfig {
-            model_dir: self.embedding.model_dir.clone(),
-            onnxruntime: self.embedding.onnxruntime.clone(),
-            intra_threads: self.embedding.intra_threads,
-            max_batch_tokens: self.embedding.max_batch_tokens,
-            max_batch_inputs: self.embedding.max_batch_inputs,
-            queue_capacity: self.embedding.queue_capacity,
-        }
     }
 }
 

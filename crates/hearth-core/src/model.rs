@@ -13,10 +13,16 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 
 /// Manifests shipped with hearth, by directory name. The bootstrap and the Nix model derivations write these
 /// next to the files they fetch.
-pub const BUNDLED_MANIFESTS: &[(&str, &str)] = &[(
-    "all-minilm-l6-v2-int8",
-    include_str!("../models/all-minilm-l6-v2-int8.json"),
-)];
+pub const BUNDLED_MANIFESTS: &[(&str, &str)] = &[
+    (
+        "all-minilm-l6-v2-int8",
+        include_str!("../models/all-minilm-l6-v2-int8.json"),
+    ),
+    (
+        "nomic-embed-text-v1.5",
+        include_str!("../models/nomic-embed-text-v1.5.json"),
+    ),
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -49,6 +55,9 @@ pub struct ModelManifest {
     pub id: String,
     /// Which export of that model (precision, format).
     pub variant: String,
+    /// Upstream revision (e.g. a Hugging Face commit) the file hashes were taken from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
     pub dims: usize,
     pub pooling: Pooling,
     pub normalize: bool,
@@ -206,7 +215,35 @@ mod tests {
     fn every_bundled_manifest_parses() {
         for (name, _) in BUNDLED_MANIFESTS {
             let manifest = ModelManifest::bundled(name).expect("parses");
-            assert!(manifest.dims > 0 && !manifest.files.is_empty(), "{name}");
+            assert!(manifest.dims > 0, "{name}");
+            assert!(
+                manifest
+                    .matryoshka_dims
+                    .iter()
+                    .all(|&d| d > 0 && d < manifest.dims),
+                "{name}"
+            );
+            for file in &manifest.files {
+                assert_eq!(file.sha256.len(), 64, "{name}: {}", file.path);
+                assert!(
+                    file.sha256.chars().all(|c| c.is_ascii_hexdigit()),
+                    "{name}: {}",
+                    file.path
+                );
+            }
+            // What the engine reads from every model directory.
+            for needed in [
+                "model.onnx",
+                "tokenizer.json",
+                "config.json",
+                "special_tokens_map.json",
+                "tokenizer_config.json",
+            ] {
+                assert!(
+                    manifest.files.iter().any(|f| f.path == needed),
+                    "{name} lacks {needed}"
+                );
+            }
         }
     }
 

@@ -222,12 +222,7 @@ async fn queue_full_is_refused_while_the_backlog_waits() {
 
 #[test]
 fn a_tampered_model_file_is_named_with_both_hashes() {
-    let source = config().model_dir;
-    let copy = tempfile::tempdir().expect("tempdir");
-    for entry in std::fs::read_dir(&source).expect("model dir") {
-        let path = entry.expect("entry").path();
-        std::fs::copy(&path, copy.path().join(path.file_name().expect("name"))).expect("copy");
-    }
+    let copy = hearth_testkit::test_model_copy().expect("model copy");
     std::fs::write(copy.path().join("tokenizer.json"), b"{}").expect("tamper");
     let mut config = config();
     config.model_dir = copy.path().to_owned();

@@ -55,3 +55,22 @@ impl KitError {
         move |source| KitError::Io { action, source }
     }
 }
+
+/// A private, writable copy of the test model directory, for tests that damage it.
+pub fn test_model_copy() -> Result<tempfile::TempDir, KitError> {
+    let source = Deps::load()?.test_model_dir;
+    let copy = tempfile::Builder::new()
+        .prefix("hearth-model-")
+        .tempdir()
+        .map_err(KitError::io("creating a model copy"))?;
+    let entries =
+        std::fs::read_dir(&source).map_err(KitError::io(format!("reading {}", source.display())))?;
+    for entry in entries {
+        let path = entry.map_err(KitError::io("reading the model directory"))?.path();
+        if let Some(name) = path.file_name() {
+            std::fs::copy(&path, copy.path().join(name))
+                .map_err(KitError::io(format!("copying {}", path.display())))?;
+        }
+    }
+    Ok(copy)
+}

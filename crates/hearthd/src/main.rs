@@ -90,7 +90,7 @@ async fn serve(config: Config) -> Result<()> {
         .with_context(|| format!("cannot listen on {listen}: is another process using it?"))?;
     tracing::info!(%listen, "hearthd listening");
 
-    let embedder_config = config.embedder();
+    let embedder_config = config.embedding.clone();
     let loading = tokio::task::spawn_blocking(move || Embedder::load(&embedder_config, metrics));
     let model_state = state.model.clone();
     let model_loaded = async move {

@@ -77,13 +77,7 @@ fn refuses_a_non_loopback_bind() {
 
 #[test]
 fn a_broken_model_stops_hearthd_naming_the_file() {
-    let model = tempfile::tempdir().expect("tempdir");
-    let source = hearth_testkit::Deps::load().expect("deps").test_model_dir;
-    for entry in std::fs::read_dir(&source).expect("model dir") {
-        let path = entry.expect("entry").path();
-        let name = path.file_name().expect("name").to_owned();
-        std::fs::copy(&path, model.path().join(name)).expect("copy");
-    }
+    let model = hearth_testkit::test_model_copy().expect("model copy");
     std::fs::write(model.path().join("tokenizer.json"), b"{}").expect("tamper");
     let output = Command::new(HEARTHD)
         .arg("serve")

@@ -50,8 +50,11 @@ pub enum InputKind {
     Document,
 }
 
-#[derive(Debug, Clone)]
+/// The `[embedding]` section of hearth's configuration.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EmbedderConfig {
+    /// Model directory with a `manifest.json`.
     pub model_dir: PathBuf,
     /// `libonnxruntime.so`; `None` reads `ORT_DYLIB_PATH`.
     pub onnxruntime: Option<PathBuf>,
@@ -75,6 +78,12 @@ impl EmbedderConfig {
             max_batch_inputs: 64,
             queue_capacity: 4096,
         }
+    }
+}
+
+impl Default for EmbedderConfig {
+    fn default() -> Self {
+        Self::new(PathBuf::from("/var/lib/hearth/model"))
     }
 }
 
