@@ -1,5 +1,6 @@
 //! `hearth`: the command-line client of hearthd.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -17,6 +18,9 @@ struct Cli {
         global = true
     )]
     url: String,
+    /// File holding the bearer token (the appliance's api-token); needed from another machine.
+    #[arg(long, env = "HEARTH_TOKEN_FILE", global = true)]
+    token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -43,9 +47,12 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let base = cli.url.trim_end_matches('/').to_owned();
-    let result = match cli.command {
-        Command::Status => status(&base).await,
-        Command::Embed { texts, query, json } => embed(&base, texts, query, json).await,
+    let result = match client(cli.token_file.as_deref()) {
+        Ok(client) => match cli.command {
+            Command::Status => status(&client, &base).await,
+            Command::Embed { texts, query, json } => embed(&client, &base, texts, query, json).await,
+        },
+        Err(error) => Err(error),
     };
     match result {
         Ok(code) => code,
@@ -63,9 +70,44 @@ fn unreachable(base: &str) -> String {
     format!("cannot reach hearthd at {base}: is it running? (set --url or HEARTH_URL)")
 }
 
-async fn status(base: &str) -> Result<ExitCode> {
+/// An HTTP client that sends the bearer token, when one is configured, with every request.
+fn client(token_file: Option<&Path>) -> Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(path) = token_file {
+        let token = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim_end()))
+            .with_context(|| format!("{} does not hold a valid token", path.display()))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .context("cannot build the HTTP client")
+}
+
+/// hearthd's explanation of a 401, which says how to get a token.
+async fn refused(response: reqwest::Response) -> anyhow::Error {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or_default();
+    let message = body["message"]
+        .as_str()
+        .or(body["error"]["message"].as_str())
+        .unwrap_or("no message");
+    anyhow::anyhow!("hearthd refused ({status}): {message}; pass --token-file or set HEARTH_TOKEN_FILE")
+}
+
+async fn status(client: &reqwest::Client, base: &str) -> Result<ExitCode> {
     let endpoint = format!("{base}/readyz");
-    let response = reqwest::get(&endpoint).await.with_context(|| unreachable(base))?;
+    let response = client
+        .get(&endpoint)
+        .send()
+        .await
+        .with_context(|| unreachable(base))?;
+    if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(refused(response).await);
+    }
     let ready = response.status().is_success();
     let body: Value = response
         .json()
@@ -79,18 +121,27 @@ async fn status(base: &str) -> Result<ExitCode> {
     })
 }
 
-async fn embed(base: &str, texts: Vec<String>, query: bool, raw: bool) -> Result<ExitCode> {
+async fn embed(
+    client: &reqwest::Client,
+    base: &str,
+    texts: Vec<String>,
+    query: bool,
+    raw: bool,
+) -> Result<ExitCode> {
     let body = json!({
         "input": texts,
         "input_type": if query { "query" } else { "document" },
     });
-    let response = reqwest::Client::new()
+    let response = client
         .post(format!("{base}/v1/embeddings"))
         .json(&body)
         .send()
         .await
         .with_context(|| unreachable(base))?;
     let status = response.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(refused(response).await);
+    }
     let answer: Value = response
         .json()
         .await

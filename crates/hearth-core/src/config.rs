@@ -8,13 +8,14 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::AuthConfig;
 use crate::embed::EmbedderConfig;
 
 /// Where hearthd looks for its config when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/hearth/hearth.toml";
 
 /// The top-level sections; environment variables outside them (`HEARTH_LOG`, `HEARTH_URL`, …) are not config.
-const SECTIONS: &[&str] = &["listen", "database", "embedding", "api"];
+const SECTIONS: &[&str] = &["listen", "database", "embedding", "api", "auth"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +25,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub embedding: EmbedderConfig,
     pub api: ApiConfig,
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,6 +56,7 @@ impl Default for Config {
                 max_inputs_per_request: 2048,
                 max_body_bytes: 16 * 1024 * 1024,
             },
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -114,6 +117,13 @@ impl Config {
                  be queued",
                 self.api.max_inputs_per_request, e.queue_capacity
             )));
+        }
+        for route in &self.auth.open_routes {
+            if !route.starts_with('/') {
+                return Err(ConfigError::Invalid(format!(
+                    "auth.open_routes entry '{route}' must be a path starting with '/', like \"/healthz\""
+                )));
+            }
         }
         Ok(())
     }

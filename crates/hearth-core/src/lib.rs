@@ -1,5 +1,7 @@
-//! hearth's domain library. Binaries (hearthd, the `hearth` CLI, hearth-firstboot) stay thin and call into this.
+//! hearth's domain library. Binaries (hearthd, the `hearth` CLI) stay thin and call into this. hearth-firstboot
+//! has its own small library: it runs before everything else and must not link the embedding runtime.
 
+pub mod auth;
 pub mod config;
 pub mod digest;
 pub mod embed;

@@ -1,16 +1,212 @@
-//! hearth-firstboot: mints per-instance secrets and provisions Garage on first power-on.
-//! The commands arrive with the first-boot issue; until then it only describes itself.
+//! hearth-firstboot: mints every per-instance secret on first power-on and provisions Garage.
+//! Prints names and fingerprints only, never a secret.
 
-use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use hearth_firstboot::garage::{GarageAdmin, ProvisionOptions, ProvisionState};
+use hearth_firstboot::store::{MintOptions, SecretState, SecretsDir};
 
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about = "Mint every per-instance secret on first power-on and provision Garage (not implemented yet)"
+    about = "Mint every per-instance secret on first power-on and provision Garage; prints fingerprints, never secrets"
 )]
-struct Cli {}
+struct Cli {
+    /// Where the secrets live (0700, root); each secret is one 0400 file named after it.
+    #[arg(
+        long,
+        env = "HEARTH_SECRETS_DIR",
+        default_value = "/var/lib/hearth/secrets",
+        global = true
+    )]
+    secrets_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _ = Cli::parse();
-    println!("hearth-firstboot: no commands yet; see --help");
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create every missing secret (existing ones are kept, unusable ones fail the run), then the sentinel.
+    Mint {
+        /// hearth reaches PostgreSQL over TCP, so it needs a password (the local socket uses peer auth).
+        #[arg(long, env = "HEARTH_POSTGRES_OVER_TCP")]
+        postgres_over_tcp: bool,
+        /// Regenerate this secret even though it exists (repeatable). Its consumers must then be restarted.
+        #[arg(long, value_name = "NAME")]
+        repair: Vec<String>,
+        /// Also write systemd-creds-encrypted copies (TPM2 when present) under sealed/ for LoadCredentialEncrypted=.
+        #[arg(long)]
+        seal: bool,
+    },
+    /// Provision Garage through its admin API: single-node layout, hearth's S3 key, the bucket and its grants.
+    Garage {
+        #[command(flatten)]
+        garage: GarageArgs,
+        /// Give up when Garage's admin API has not answered for this many seconds.
+        #[arg(long, default_value_t = 60)]
+        wait_seconds: u64,
+        /// Zone of the single node's layout role.
+        #[arg(long, default_value = "dc1")]
+        zone: String,
+        /// Capacity given to the single node, in bytes. Only ratios between nodes matter, so on one node this is
+        /// nominal.
+        #[arg(long, default_value_t = 100_000_000_000)]
+        capacity: u64,
+    },
+    /// Which secrets exist (fingerprint, mode), whether first boot completed and whether Garage is provisioned.
+    /// Exits 1 when anything is missing or unusable.
+    Status {
+        #[arg(long, env = "HEARTH_POSTGRES_OVER_TCP")]
+        postgres_over_tcp: bool,
+        #[command(flatten)]
+        garage: GarageArgs,
+        /// Skip the Garage check (for example before garage.service runs).
+        #[arg(long)]
+        no_garage: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct GarageArgs {
+    /// Garage's admin API.
+    #[arg(
+        long,
+        env = "HEARTH_GARAGE_ADMIN_ENDPOINT",
+        default_value = "http://127.0.0.1:3903"
+    )]
+    admin_endpoint: String,
+    /// The bucket hearth stores originals in.
+    #[arg(long, default_value = "hearth")]
+    bucket: String,
+    /// The name given to hearth's S3 key in Garage.
+    #[arg(long, default_value = "hearth")]
+    key_name: String,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let dir = SecretsDir::new(&cli.secrets_dir);
+    match run(&dir, cli.command).await {
+        Ok(code) => code,
+        Err(error) => {
+            #[allow(clippy::print_stderr)] // a oneshot unit's error channel is the journal, via stderr
+            {
+                eprintln!("hearth-firstboot: {error:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(dir: &SecretsDir, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Mint {
+            postgres_over_tcp,
+            repair,
+            seal,
+        } => {
+            let report = dir.mint(&MintOptions {
+                postgres_over_tcp,
+                repair,
+                seal,
+            })?;
+            for (spec, state) in &report.secrets {
+                println!("{}", describe(spec.name, state));
+            }
+            for name in &report.sealed {
+                println!("sealed    {name} -> sealed/{name}.cred");
+            }
+            if report.sentinel_written {
+                println!("first boot complete: {}", report.sentinel.display());
+            } else if !report.changed_anything() {
+                println!("nothing to do: every secret is present and usable");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Garage {
+            garage,
+            wait_seconds,
+            zone,
+            capacity,
+        } => {
+            let admin = GarageAdmin::new(&garage.admin_endpoint, dir.read("garage-admin-token")?)?;
+            let options = ProvisionOptions {
+                bucket: garage.bucket,
+                key_name: garage.key_name,
+                zone,
+                capacity,
+                wait: Duration::from_secs(wait_seconds),
+            };
+            let key_id = dir.read("s3-access-key-id")?;
+            let secret_key = dir.read("s3-secret-key")?;
+            let steps = admin.provision(&key_id, &secret_key, &options).await?;
+            let changed = steps.iter().any(|step| step.changed);
+            for step in &steps {
+                let verb = if step.changed { "done     " } else { "unchanged" };
+                println!("{verb} {}", step.what);
+            }
+            if !changed {
+                println!("nothing to do: Garage was already provisioned");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status {
+            postgres_over_tcp,
+            garage,
+            no_garage,
+        } => {
+            let mut healthy = true;
+            println!("secrets in {}:", dir.path().display());
+            for (spec, state) in dir.inspect(postgres_over_tcp)? {
+                healthy &= matches!(state, SecretState::Present { .. });
+                println!("  {}", describe(spec.name, &state));
+            }
+            let sentinel = dir.sentinel_path(postgres_over_tcp);
+            let complete = sentinel.exists();
+            healthy &= complete;
+            println!(
+                "first boot: {} ({})",
+                if complete { "complete" } else { "not complete" },
+                sentinel.display()
+            );
+            if !no_garage {
+                let state = match garage_state(dir, &garage).await {
+                    Ok(state) => state,
+                    Err(error) => ProvisionState::Unknown(error.to_string()),
+                };
+                healthy &= matches!(state, ProvisionState::Provisioned);
+                println!("garage ({}): {state}", garage.admin_endpoint);
+            }
+            Ok(if healthy {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+async fn garage_state(dir: &SecretsDir, garage: &GarageArgs) -> anyhow::Result<ProvisionState> {
+    let admin = GarageAdmin::new(&garage.admin_endpoint, dir.read("garage-admin-token")?)?;
+    let key_id = dir.read("s3-access-key-id")?;
+    Ok(admin.provision_state(&key_id, &garage.bucket).await)
+}
+
+fn describe(name: &str, state: &SecretState) -> String {
+    match state {
+        SecretState::Missing => format!("missing   {name}"),
+        SecretState::Present { fingerprint, mode } => {
+            format!("present   {name:<22} fp={fingerprint} mode={mode:04o}")
+        }
+        SecretState::Unusable { problem } => format!("UNUSABLE  {name:<22} {problem}"),
+        SecretState::Created { fingerprint } => format!("created   {name:<22} fp={fingerprint}"),
+        SecretState::Repaired { old, new } => format!(
+            "repaired  {name:<22} fp={} -> fp={new} (restart its consumers)",
+            old.as_deref().unwrap_or("unusable")
+        ),
+    }
 }

@@ -42,11 +42,19 @@ impl TestGarage {
     /// Starts Garage without a layout, key or bucket: what first boot finds on a fresh appliance.
     pub fn start_unprovisioned() -> Result<Self, KitError> {
         let deps = Deps::load()?;
-        Self::spawn_with_retries(&deps.garage_bin)
+        Self::spawn_with_retries(&deps.garage_bin, &Secrets::Generated)
+    }
+
+    /// Starts Garage unprovisioned, reading its RPC secret, admin token and metrics token from the files
+    /// `hearth-firstboot mint` wrote in `secrets_dir` (`*_file` settings, as the NixOS module does through
+    /// credentials). The kit knows no S3 key: provisioning is first boot's job.
+    pub fn start_with_minted_secrets(secrets_dir: &Path) -> Result<Self, KitError> {
+        let deps = Deps::load()?;
+        Self::spawn_with_retries(&deps.garage_bin, &Secrets::Files(secrets_dir.to_owned()))
     }
 
     pub fn start_with(bin: &Path) -> Result<Self, KitError> {
-        Self::spawn_with_retries(bin)?.provision()
+        Self::spawn_with_retries(bin, &Secrets::Generated)?.provision()
     }
 
     pub fn pid(&self) -> u32 {
@@ -66,11 +74,11 @@ impl TestGarage {
             .args(args))
     }
 
-    fn spawn_with_retries(bin: &Path) -> Result<Self, KitError> {
+    fn spawn_with_retries(bin: &Path, secrets: &Secrets) -> Result<Self, KitError> {
         let mut last_error = None;
         // Ports are chosen free but can be taken by a parallel test before Garage binds them: try again.
         for _ in 0..START_ATTEMPTS {
-            match Self::spawn(bin) {
+            match Self::spawn(bin, secrets) {
                 Ok(garage) => return Ok(garage),
                 Err(error) => last_error = Some(error),
             }
@@ -82,7 +90,7 @@ impl TestGarage {
         }))
     }
 
-    fn spawn(bin: &Path) -> Result<Self, KitError> {
+    fn spawn(bin: &Path, secrets: &Secrets) -> Result<Self, KitError> {
         let dir = tempfile::Builder::new()
             .prefix("hearth-garage-")
             .tempdir()
@@ -92,7 +100,26 @@ impl TestGarage {
             process::free_port()?,
             process::free_port()?,
         );
-        let admin_token = process::random_hex(32)?;
+        let (admin_token, secret_settings, admin_settings) = match secrets {
+            Secrets::Generated => {
+                let admin_token = process::random_hex(32)?;
+                let rpc = format!("rpc_secret = \"{}\"", process::random_hex(32)?);
+                let admin = format!("admin_token = \"{admin_token}\"");
+                (admin_token, rpc, admin)
+            }
+            Secrets::Files(dir) => {
+                let file = |name: &str| dir.join(name).display().to_string();
+                let admin_token = std::fs::read_to_string(file("garage-admin-token"))
+                    .map_err(KitError::io(format!("reading {}", file("garage-admin-token"))))?;
+                let rpc = format!("rpc_secret_file = \"{}\"", file("garage-rpc-secret"));
+                let admin = format!(
+                    "admin_token_file = \"{}\"\nmetrics_token_file = \"{}\"",
+                    file("garage-admin-token"),
+                    file("garage-metrics-token")
+                );
+                (admin_token, rpc, admin)
+            }
+        };
         let config = format!(
             r#"metadata_dir = "{dir}/meta"
 data_dir = "{dir}/data"
@@ -101,7 +128,7 @@ metadata_fsync = true
 replication_factor = 1
 rpc_bind_addr = "127.0.0.1:{rpc_port}"
 rpc_public_addr = "127.0.0.1:{rpc_port}"
-rpc_secret = "{rpc_secret}"
+{secret_settings}
 
 [s3_api]
 s3_region = "garage"
@@ -109,10 +136,9 @@ api_bind_addr = "127.0.0.1:{s3_port}"
 
 [admin]
 api_bind_addr = "127.0.0.1:{admin_port}"
-admin_token = "{admin_token}"
+{admin_settings}
 "#,
             dir = dir.path().display(),
-            rpc_secret = process::random_hex(32)?,
         );
         let config_path = dir.path().join("garage.toml");
         let mut file = std::fs::File::create(&config_path).map_err(KitError::io("writing garage.toml"))?;
@@ -192,6 +218,14 @@ admin_token = "{admin_token}"
         ])?;
         Ok(self)
     }
+}
+
+#[derive(Debug)]
+enum Secrets {
+    /// Throwaway values written into the config.
+    Generated,
+    /// Minted files, referenced by path.
+    Files(PathBuf),
 }
 
 impl Drop for TestGarage {

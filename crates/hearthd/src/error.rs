@@ -20,6 +20,8 @@ pub enum ApiError {
     ModelNotFound { requested: String, served: String },
     #[error("{0}")]
     NotReady(String),
+    #[error("{0}")]
+    Unauthorized(String),
     #[error(transparent)]
     Embed(#[from] EmbedError),
     #[error("internal error")]
@@ -37,6 +39,7 @@ impl ApiError {
             ApiError::TooManyInputs { .. } => (StatusCode::BAD_REQUEST, "too_many_inputs", message),
             ApiError::ModelNotFound { .. } => (StatusCode::NOT_FOUND, "model_not_found", message),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", message),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", message),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
             ApiError::Embed(error) => match error {
                 E::NoInputs | E::EmptyInput { .. } => (StatusCode::BAD_REQUEST, "invalid_input", message),
@@ -81,6 +84,11 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -13,6 +13,7 @@ use prometheus_client::registry::Registry;
 use serde_json::json;
 use sqlx::PgPool;
 
+use crate::auth::{self, Auth};
 use crate::error::ApiError;
 use crate::openai;
 
@@ -63,7 +64,7 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
     let body_limit = state.config.api.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::models))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
         .with_state(state)
 }
 

@@ -1,21 +1,25 @@
 //! hearthd: serves hearth's HTTP API.
 
+mod auth;
 mod error;
 mod http;
 mod openai;
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use hearth_core::auth::Tokens;
 use hearth_core::config::Config;
 use hearth_core::embed::{EmbedMetrics, Embedder};
 use prometheus_client::registry::Registry;
 use sqlx::postgres::PgPoolOptions;
 
+use crate::auth::Auth;
 use crate::http::{AppState, ModelState};
 
 #[derive(Debug, Parser)]
@@ -32,7 +36,8 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API.
     Serve,
-    /// Validate the configuration (file + environment) and exit.
+    /// Validate the configuration (file + environment, token files included) without touching the network or the
+    /// database, and exit non-zero with the reason.
     CheckConfig,
 }
 
@@ -41,13 +46,17 @@ fn main() -> ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG").unwrap_or_else(|_| "info".into()),
         )
+        // Colour codes only for a person at a terminal; journald and log files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let cli = Cli::parse();
     let result = Config::load(cli.config.as_deref())
         .map_err(anyhow::Error::from)
         .and_then(|config| match cli.command {
             Command::CheckConfig => {
-                tracing::info!("configuration is valid");
+                let auth = load_auth(&config)?;
+                check_bind_policy(&config, &auth.tokens)?;
+                tracing::info!(tokens = ?auth.tokens.fingerprints(), "configuration is valid");
                 Ok(())
             }
             Command::Serve => tokio::runtime::Builder::new_multi_thread()
@@ -67,11 +76,10 @@ fn main() -> ExitCode {
 
 async fn serve(config: Config) -> Result<()> {
     let listen = config.listen;
-    if !listen.ip().is_loopback() {
-        bail!(
-            "refusing to listen on {listen}: this hearthd has no bearer-token support yet, so it only binds to \
-             loopback (e.g. 127.0.0.1:8080)"
-        );
+    let auth = Arc::new(load_auth(&config)?);
+    check_bind_policy(&config, &auth.tokens)?;
+    if !auth.tokens.is_empty() {
+        tracing::info!(tokens = ?auth.tokens.fingerprints(), "bearer tokens loaded");
     }
     // Lazy: hearthd starts while PostgreSQL is still coming up and /readyz says what it waits for.
     let pool = PgPoolOptions::new()
@@ -109,12 +117,35 @@ async fn serve(config: Config) -> Result<()> {
         }
     };
 
-    let server = axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal());
+    let app = http::router(state, auth).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
     tokio::select! {
         served = server => served.context("HTTP server failed")?,
         failed = model_loaded => failed?,
     }
     tracing::info!("hearthd stopped");
+    Ok(())
+}
+
+fn load_auth(config: &Config) -> Result<Auth> {
+    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let tokens = Tokens::load(&config.auth, credentials.as_deref().map(Path::new))?;
+    Ok(Auth {
+        tokens,
+        config: config.auth.clone(),
+    })
+}
+
+/// Loopback is always allowed; anything else only with at least one bearer token to protect it.
+fn check_bind_policy(config: &Config, tokens: &Tokens) -> Result<()> {
+    let listen = config.listen;
+    if !listen.ip().is_loopback() && tokens.is_empty() {
+        bail!(
+            "refusing to listen on {listen} without a bearer token: anyone on the network could use this hearthd. \
+             Give it a token (auth.token_files = [\"/path/to/api-token\"], or the `api-token` systemd credential \
+             that hearth-firstboot mints), or listen on loopback (listen = \"127.0.0.1:8080\")"
+        );
+    }
     Ok(())
 }
 

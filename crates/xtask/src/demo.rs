@@ -1,6 +1,8 @@
-//! `cargo xtask demo`: everything hearth needs, started privately, hearthd run against it, then all stopped.
+//! `cargo xtask demo`: a private appliance in a temporary directory. First boot mints its secrets, Garage starts
+//! on them and is provisioned by first boot, hearthd serves with the minted API token, then all is stopped.
 //! Grows with hearth: ingest and search join when they land.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -19,7 +21,7 @@ const TEXTS: [&str; 4] = [
 
 pub fn run() -> Result<()> {
     deps::install(deps::Groups::RUNTIME)?;
-    println!("demo: building hearthd and hearth");
+    println!("demo: building hearthd, hearth and hearth-firstboot");
     run_step(
         cargo().args([
             "build",
@@ -29,26 +31,69 @@ pub fn run() -> Result<()> {
             "hearthd",
             "-p",
             "hearth-cli",
+            "-p",
+            "hearth-firstboot",
         ]),
         "see the build error above",
     )?;
     let bin_dir = target_dir().join("debug");
+    let appliance = tempfile::Builder::new()
+        .prefix("hearth-demo-")
+        .tempdir()
+        .context("creating the demo's state directory")?;
+    let secrets = appliance.path().join("secrets");
+    let firstboot = |args: &[&str]| {
+        let mut command = Command::new(bin_dir.join("hearth-firstboot"));
+        command.arg("--secrets-dir").arg(&secrets).args(args);
+        command
+    };
+
+    println!("demo: `hearth-firstboot mint` (first power-on: every per-instance secret, fingerprints only):");
+    run_step(&mut firstboot(&["mint"]), "first boot could not mint the secrets")?;
 
     let postgres = TestPostgres::start().context("starting PostgreSQL")?;
     let database_url = postgres.create_database()?;
     println!(
-        "demo: PostgreSQL + pgvector on {}",
+        "demo: PostgreSQL + pgvector on {} (peer auth over the socket: no password)",
         postgres.socket_dir().display()
     );
-    let garage = TestGarage::start().context("starting Garage")?;
+    let garage = TestGarage::start_with_minted_secrets(&secrets).context("starting Garage")?;
     println!(
-        "demo: Garage S3 at {} (bucket '{}', key {})",
-        garage.s3_endpoint, garage.bucket, garage.access_key_id
+        "demo: Garage S3 at {} on the minted RPC secret and admin token",
+        garage.s3_endpoint
     );
-    let mut hearthd = TestHearthd::start(&bin_dir.join("hearthd"), &database_url, &[("HEARTH_LOG", "warn")])
-        .context("starting hearthd")?;
-    println!("demo: hearthd on {}", hearthd.url);
-    let outcome = show(&bin_dir, &hearthd.url);
+    println!("demo: `hearth-firstboot garage` (layout, hearth's S3 key, bucket, grants):");
+    run_step(
+        &mut firstboot(&["garage", "--admin-endpoint", &garage.admin_endpoint]),
+        "Garage provisioning failed",
+    )?;
+
+    // What systemd's LoadCredential= gives hearthd: its own copy of the one secret it needs.
+    let credentials = appliance.path().join("credentials/hearthd");
+    std::fs::create_dir_all(&credentials).context("creating the credentials directory")?;
+    let token_file = credentials.join("api-token");
+    std::fs::copy(secrets.join("api-token"), &token_file).context("passing the api-token credential")?;
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o400))
+        .context("restricting the api-token credential")?;
+    let mut hearthd = TestHearthd::start(
+        &bin_dir.join("hearthd"),
+        &database_url,
+        &[
+            ("HEARTH_LOG", "warn"),
+            ("CREDENTIALS_DIRECTORY", path_str(&credentials)?),
+            // The demo plays a LAN client: even loopback must show the token.
+            ("HEARTH_AUTH__TRUST_LOOPBACK", "false"),
+        ],
+    )
+    .context("starting hearthd")?;
+    println!("demo: hearthd on {} (bearer token required)", hearthd.url);
+    let outcome = show(&bin_dir, &hearthd.url, &token_file).and_then(|()| {
+        println!("demo: `hearth-firstboot status`:");
+        run_step(
+            &mut firstboot(&["status", "--admin-endpoint", &garage.admin_endpoint]),
+            "first boot is incomplete",
+        )
+    });
 
     let pids = [
         ("hearthd", Some(hearthd.pid())),
@@ -74,26 +119,48 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-fn show(bin_dir: &Path, url: &str) -> Result<()> {
-    let hearth = |args: &[&str]| {
+fn show(bin_dir: &Path, url: &str, token_file: &Path) -> Result<()> {
+    let hearth = |args: &[&str], token: bool| {
         let mut command = Command::new(bin_dir.join("hearth"));
-        command.args(args).args(["--url", url]);
+        command
+            .args(args)
+            .args(["--url", url])
+            .env_remove("HEARTH_TOKEN_FILE");
+        if token {
+            command.arg("--token-file").arg(token_file);
+        }
         command
     };
+    let without = hearth(&["status"], false).output().context("running hearth")?;
+    if without.status.success() {
+        bail!("hearthd answered /readyz without a token although it requires one");
+    }
+    println!(
+        "demo: without the token, `hearth status` is refused: {}",
+        String::from_utf8_lossy(&without.stderr).trim()
+    );
     // Ready once the model is loaded and verified; `hearth status` exits 3 until then.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !hearth(&["status"]).output().is_ok_and(|o| o.status.success()) {
+    while !hearth(&["status"], true)
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
         if Instant::now() > deadline {
             bail!("hearthd was not ready within 60s");
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    println!("demo: `hearth status`:");
-    run_step(&mut hearth(&["status"]), "hearthd is not ready")?;
+    println!("demo: `hearth status --token-file …/api-token`:");
+    run_step(&mut hearth(&["status"], true), "hearthd is not ready")?;
     println!("demo: `hearth embed` (on the box, through /v1/embeddings):");
-    let mut embed = hearth(&["embed"]);
+    let mut embed = hearth(&["embed"], true);
     embed.args(TEXTS);
     run_step(&mut embed, "embedding failed")
+}
+
+fn path_str(path: &Path) -> Result<&str> {
+    path.to_str()
+        .with_context(|| format!("{} is not valid UTF-8", path.display()))
 }
 
 /// A process that exists and is not a zombie.

@@ -1,0 +1,213 @@
+//! Bearer tokens for LAN clients. Tokens are read from files (a systemd credential or `auth.token_files`) and only
+//! their sha256 is kept: a presented token is hashed and compared in constant time, and the first 6 hex digits of
+//! that hash are the identity that logs carry.
+
+use std::fs::File;
+use std::io::Read as _;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq as _;
+
+/// The credential name hearthd picks up from `$CREDENTIALS_DIRECTORY` (what hearth-firstboot mints).
+pub const TOKEN_CREDENTIAL: &str = "api-token";
+
+/// Shortest token accepted: 32 random bytes in URL-safe base64 are 43 characters, so anything much shorter was not
+/// minted and is guessable.
+pub const MIN_TOKEN_CHARS: usize = 32;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Files each holding one bearer token. `$CREDENTIALS_DIRECTORY/api-token` is added when it exists.
+    pub token_files: Vec<PathBuf>,
+    /// Routes reachable without a token from any address.
+    pub open_routes: Vec<String>,
+    /// Requests from a loopback address need no token (the box's own CLI and health checks).
+    pub trust_loopback: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            token_files: Vec::new(),
+            open_routes: vec!["/healthz".into()],
+            trust_loopback: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("token file {path}: {problem}")]
+    TokenFile { path: PathBuf, problem: String },
+}
+
+/// Who made a request, as logs show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    Localhost,
+    /// The first 6 hex digits of the token's sha256.
+    Token(String),
+    /// An open route reached from elsewhere without a token.
+    Anonymous,
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Identity::Localhost => f.write_str("localhost"),
+            Identity::Token(fingerprint) => write!(f, "token:{fingerprint}"),
+            Identity::Anonymous => f.write_str("anonymous"),
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct Tokens {
+    digests: Vec<[u8; 32]>,
+    sources: Vec<PathBuf>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("fingerprints", &self.fingerprints())
+            .field("sources", &self.sources)
+            .finish()
+    }
+}
+
+impl Tokens {
+    /// Reads every configured token file, plus the `api-token` credential when systemd passed one.
+    pub fn load(config: &AuthConfig, credentials_dir: Option<&Path>) -> Result<Self, AuthError> {
+        let credential = credentials_dir
+            .map(|dir| dir.join(TOKEN_CREDENTIAL))
+            .filter(|path| path.exists());
+        let mut tokens = Tokens::default();
+        for path in config.token_files.iter().cloned().chain(credential) {
+            let digest = read_token_digest(&path)?;
+            if !tokens.digests.contains(&digest) {
+                tokens.digests.push(digest);
+                tokens.sources.push(path);
+            }
+        }
+        Ok(tokens)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.digests.is_empty()
+    }
+
+    pub fn sources(&self) -> &[PathBuf] {
+        &self.sources
+    }
+
+    pub fn fingerprints(&self) -> Vec<String> {
+        self.digests.iter().map(|d| hex::encode(&d[..3])).collect()
+    }
+
+    /// The identity of a presented token, or `None` when it matches no configured token. Every configured token is
+    /// compared, each in constant time, so timing tells nothing about which or how much matched.
+    pub fn verify(&self, presented: &[u8]) -> Option<Identity> {
+        let digest: [u8; 32] = Sha256::digest(presented).into();
+        let mut matched = subtle::Choice::from(0);
+        for known in &self.digests {
+            matched |= known.ct_eq(&digest);
+        }
+        bool::from(matched).then(|| Identity::Token(hex::encode(&digest[..3])))
+    }
+}
+
+fn read_token_digest(path: &Path) -> Result<[u8; 32], AuthError> {
+    let problem = |problem: String| AuthError::TokenFile {
+        path: path.to_owned(),
+        problem,
+    };
+    let mut file = File::open(path).map_err(|e| problem(format!("cannot open: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| problem(format!("cannot inspect: {e}")))?;
+    if !meta.is_file() {
+        return Err(problem("is not a regular file".into()));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(problem(format!(
+            "is readable or writable by group/others (mode {:04o}); `chmod 0400` it",
+            meta.mode() & 0o7777
+        )));
+    }
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    file.read_to_end(&mut bytes)
+        .map_err(|e| problem(format!("cannot read: {e}")))?;
+    let token = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+    if token.len() < MIN_TOKEN_CHARS {
+        return Err(problem(format!(
+            "holds a token of {} characters; at least {MIN_TOKEN_CHARS} are required (`hearth-firstboot mint` \
+             writes 43)",
+            token.len()
+        )));
+    }
+    if !token.iter().all(u8::is_ascii_graphic) {
+        return Err(problem(
+            "holds spaces or control characters; a token is printable ASCII on one line".into(),
+        ));
+    }
+    Ok(Sha256::digest(token).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn token_file(dir: &Path, name: &str, content: &str, mode: u32) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, content).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        path
+    }
+
+    #[test]
+    fn configured_and_credential_tokens_verify_and_others_do_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = "a".repeat(20) + &"b".repeat(23);
+        let b = "c".repeat(40) + "-_x";
+        let config = AuthConfig {
+            token_files: vec![token_file(dir.path(), "a", &format!("{a}\n"), 0o400)],
+            ..AuthConfig::default()
+        };
+        let credentials = tempfile::tempdir().expect("tempdir");
+        token_file(credentials.path(), TOKEN_CREDENTIAL, &b, 0o400);
+        let tokens = Tokens::load(&config, Some(credentials.path())).expect("load");
+        assert_eq!(tokens.sources().len(), 2);
+        let expected = crate::digest::fingerprint(a.as_bytes());
+        assert_eq!(tokens.verify(a.as_bytes()), Some(Identity::Token(expected)));
+        assert!(tokens.verify(b.as_bytes()).is_some());
+        assert_eq!(tokens.verify(format!("{a}x").as_bytes()), None);
+        assert_eq!(tokens.verify(b""), None);
+        assert!(!format!("{tokens:?}").contains(&a));
+    }
+
+    #[test]
+    fn weak_or_exposed_token_files_are_refused_by_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (content, mode, expected) in [
+            ("x".repeat(43), 0o644, "group/others"),
+            ("short".to_owned(), 0o400, "at least 32"),
+            (format!("{} {}", "x".repeat(20), "y".repeat(20)), 0o400, "spaces"),
+        ] {
+            let path = token_file(dir.path(), "t", &content, mode);
+            let config = AuthConfig {
+                token_files: vec![path.clone()],
+                ..AuthConfig::default()
+            };
+            let error = Tokens::load(&config, None).expect_err("refused").to_string();
+            assert!(error.contains(expected), "{error}");
+            assert!(error.contains(&path.display().to_string()), "{error}");
+            std::fs::remove_file(&path).expect("remove");
+        }
+    }
+}

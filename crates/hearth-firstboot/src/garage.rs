@@ -1,0 +1,463 @@
+//! Provisions Garage for hearth through its admin API (v2): a single-node layout, hearth's S3 key (imported from
+//! the minted files, so the key lives in the secrets directory and not only in Garage), the bucket, and
+//! read/write/owner on it. Every step looks first and changes only what is missing.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::secrets::Secret;
+use crate::store::MintError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GarageError {
+    #[error(
+        "Garage's admin API at {endpoint} did not answer within {seconds}s (last error: {last}); is garage.service \
+         running, and is [admin] api_bind_addr set to that address?"
+    )]
+    Unreachable {
+        endpoint: String,
+        seconds: u64,
+        last: String,
+    },
+    #[error(
+        "Garage refused the admin token (fingerprint {fingerprint}) with {status}: Garage must be started with \
+         admin_token_file pointing at the minted garage-admin-token"
+    )]
+    Unauthorized { fingerprint: String, status: StatusCode },
+    #[error("Garage answered {method} {path} with {status}: {message}")]
+    Api {
+        method: Method,
+        path: String,
+        status: StatusCode,
+        message: String,
+    },
+    #[error("cannot talk to Garage at {endpoint}: {source}")]
+    Http {
+        endpoint: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error(
+        "Garage already has the key s3-access-key-id (fp={key_fingerprint}) with a different secret than the minted \
+         s3-secret-key; refusing to \
+         overwrite it. Delete that key in Garage (`garage key delete`) or repair the minted pair."
+    )]
+    KeyMismatch { key_fingerprint: String },
+    #[error("Garage's cluster has {count} nodes; hearth-firstboot only lays out a fresh single-node cluster")]
+    NotSingleNode { count: usize },
+    #[error("invalid admin endpoint '{0}': expected http://host:port")]
+    BadEndpoint(String),
+    #[error(transparent)]
+    Secret(#[from] MintError),
+}
+
+#[derive(Debug, Clone)]
+pub struct ProvisionOptions {
+    pub bucket: String,
+    pub key_name: String,
+    pub zone: String,
+    pub capacity: u64,
+    pub wait: Duration,
+}
+
+/// One provisioning step and whether this run changed anything for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub what: String,
+    pub changed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProvisionState {
+    Provisioned,
+    Missing(Vec<&'static str>),
+    Unknown(String),
+}
+
+impl fmt::Display for ProvisionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProvisionState::Provisioned => f.write_str("provisioned (layout, key, bucket, grants)"),
+            ProvisionState::Missing(what) => write!(
+                f,
+                "not provisioned: missing {}; run `hearth-firstboot garage`",
+                what.join(", ")
+            ),
+            ProvisionState::Unknown(why) => write!(f, "unknown: {why}"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct GarageAdmin {
+    http: reqwest::Client,
+    endpoint: String,
+    token: Secret,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ClusterStatus {
+    nodes: Vec<Node>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Node {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Layout {
+    version: u64,
+    roles: Vec<Value>,
+    staged_role_changes: Vec<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyInfo {
+    secret_access_key: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BucketInfo {
+    id: String,
+    keys: Vec<BucketKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BucketKey {
+    access_key_id: String,
+    permissions: Permissions,
+}
+
+#[derive(Debug, Deserialize)]
+struct Permissions {
+    read: bool,
+    write: bool,
+    owner: bool,
+}
+
+impl GarageAdmin {
+    pub fn new(endpoint: &str, token: Secret) -> Result<Self, GarageError> {
+        let endpoint = endpoint.trim_end_matches('/').to_owned();
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(GarageError::BadEndpoint(endpoint));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|source| GarageError::Http {
+                endpoint: endpoint.clone(),
+                source,
+            })?;
+        Ok(Self {
+            http,
+            endpoint,
+            token,
+        })
+    }
+
+    /// Waits until the admin API answers, at most `wait`.
+    pub async fn wait_until_up(&self, wait: Duration) -> Result<(), GarageError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let last = match self
+                .call::<ClusterStatus>(Method::GET, "/v2/GetClusterStatus", None)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(error @ GarageError::Unauthorized { .. }) => return Err(error),
+                Err(error) => error.to_string(),
+            };
+            if Instant::now() >= deadline {
+                return Err(GarageError::Unreachable {
+                    endpoint: self.endpoint.clone(),
+                    seconds: wait.as_secs(),
+                    last,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Waits until every partition has its node after a layout change; keys and buckets cannot be written before.
+    async fn wait_until_healthy(&self, wait: Duration) -> Result<(), GarageError> {
+        #[derive(Deserialize)]
+        struct Health {
+            status: String,
+        }
+        let deadline = Instant::now() + wait;
+        loop {
+            let health: Health = self.call(Method::GET, "/v2/GetClusterHealth", None).await?;
+            if health.status == "healthy" {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(GarageError::Unreachable {
+                    endpoint: self.endpoint.clone(),
+                    seconds: wait.as_secs(),
+                    last: format!(
+                        "the cluster stayed '{}' after the layout was applied",
+                        health.status
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    pub async fn provision(
+        &self,
+        key_id: &Secret,
+        secret_key: &Secret,
+        options: &ProvisionOptions,
+    ) -> Result<Vec<Step>, GarageError> {
+        self.wait_until_up(options.wait).await?;
+        let key_fingerprint = key_id.fingerprint();
+        let key_id = String::from_utf8_lossy(key_id.expose()).into_owned();
+        let mut steps = vec![self.ensure_layout(options).await?];
+        self.wait_until_healthy(options.wait).await?;
+        steps.push(
+            self.ensure_key(&key_id, &key_fingerprint, secret_key, &options.key_name)
+                .await?,
+        );
+        let (bucket, created) = match self.bucket(&options.bucket).await? {
+            Some(bucket) => (bucket, false),
+            None => {
+                self.call::<Value>(
+                    Method::POST,
+                    "/v2/CreateBucket",
+                    Some(json!({ "globalAlias": options.bucket })),
+                )
+                .await?;
+                let bucket = self
+                    .bucket(&options.bucket)
+                    .await?
+                    .ok_or_else(|| GarageError::Api {
+                        method: Method::GET,
+                        path: "/v2/GetBucketInfo".into(),
+                        status: StatusCode::NOT_FOUND,
+                        message: format!("bucket '{}' missing right after it was created", options.bucket),
+                    })?;
+                (bucket, true)
+            }
+        };
+        steps.push(Step {
+            what: format!("bucket '{}'", options.bucket),
+            changed: created,
+        });
+        let granted = bucket.keys.iter().any(|key| {
+            key.access_key_id == key_id
+                && key.permissions.read
+                && key.permissions.write
+                && key.permissions.owner
+        });
+        if !granted {
+            self.call::<Value>(
+                Method::POST,
+                "/v2/AllowBucketKey",
+                Some(json!({
+                    "bucketId": bucket.id,
+                    "accessKeyId": key_id,
+                    "permissions": { "read": true, "write": true, "owner": true },
+                })),
+            )
+            .await?;
+        }
+        steps.push(Step {
+            what: format!(
+                "key fp={key_fingerprint} may read, write and own '{}'",
+                options.bucket
+            ),
+            changed: !granted,
+        });
+        Ok(steps)
+    }
+
+    /// What `provision` would still have to do; never changes anything.
+    pub async fn provision_state(&self, key_id: &Secret, bucket: &str) -> ProvisionState {
+        let key_id = String::from_utf8_lossy(key_id.expose()).into_owned();
+        let result: Result<ProvisionState, GarageError> = async {
+            let mut missing = Vec::new();
+            let layout: Layout = self.call(Method::GET, "/v2/GetClusterLayout", None).await?;
+            if layout.roles.is_empty() {
+                // Without a layout Garage cannot even look keys up.
+                return Ok(ProvisionState::Missing(vec!["layout", "key", "bucket", "grants"]));
+            }
+            if self.key(&key_id, false).await?.is_none() {
+                missing.push("key");
+            }
+            match self.bucket(bucket).await? {
+                None => missing.extend(["bucket", "grants"]),
+                Some(info) => {
+                    if !info.keys.iter().any(|k| {
+                        k.access_key_id == key_id
+                            && k.permissions.read
+                            && k.permissions.write
+                            && k.permissions.owner
+                    }) {
+                        missing.push("grants");
+                    }
+                }
+            }
+            Ok(if missing.is_empty() {
+                ProvisionState::Provisioned
+            } else {
+                ProvisionState::Missing(missing)
+            })
+        }
+        .await;
+        result.unwrap_or_else(|error| ProvisionState::Unknown(error.to_string()))
+    }
+
+    async fn ensure_layout(&self, options: &ProvisionOptions) -> Result<Step, GarageError> {
+        let layout: Layout = self.call(Method::GET, "/v2/GetClusterLayout", None).await?;
+        if !layout.roles.is_empty() {
+            return Ok(Step {
+                what: format!("cluster layout (version {})", layout.version),
+                changed: false,
+            });
+        }
+        if layout.staged_role_changes.is_empty() {
+            let status: ClusterStatus = self.call(Method::GET, "/v2/GetClusterStatus", None).await?;
+            let [node] = status.nodes.as_slice() else {
+                return Err(GarageError::NotSingleNode {
+                    count: status.nodes.len(),
+                });
+            };
+            self.call::<Value>(
+                Method::POST,
+                "/v2/UpdateClusterLayout",
+                Some(json!({
+                    "roles": [{ "id": node.id, "zone": options.zone, "capacity": options.capacity, "tags": [] }]
+                })),
+            )
+            .await?;
+        }
+        // A crash between staging and applying leaves staged changes: apply them, they are ours.
+        let version = layout.version + 1;
+        self.call::<Value>(
+            Method::POST,
+            "/v2/ApplyClusterLayout",
+            Some(json!({ "version": version })),
+        )
+        .await?;
+        Ok(Step {
+            what: format!(
+                "cluster layout (version {version}, one node in zone {})",
+                options.zone
+            ),
+            changed: true,
+        })
+    }
+
+    async fn ensure_key(
+        &self,
+        key_id: &str,
+        key_fingerprint: &str,
+        secret_key: &Secret,
+        name: &str,
+    ) -> Result<Step, GarageError> {
+        // The key id is minted with the secrets, so it is shown by fingerprint like them.
+        let what = format!("S3 key fp={key_fingerprint} ('{name}')");
+        if let Some(existing) = self.key(key_id, true).await? {
+            let same = existing
+                .secret_access_key
+                .as_deref()
+                .is_some_and(|s| subtle_eq(s.as_bytes(), secret_key.expose()));
+            if !same {
+                return Err(GarageError::KeyMismatch {
+                    key_fingerprint: key_fingerprint.into(),
+                });
+            }
+            return Ok(Step { what, changed: false });
+        }
+        let secret = String::from_utf8_lossy(secret_key.expose()).into_owned();
+        let body = json!({ "accessKeyId": key_id, "secretAccessKey": secret, "name": name });
+        self.call::<Value>(Method::POST, "/v2/ImportKey", Some(body))
+            .await?;
+        Ok(Step { what, changed: true })
+    }
+
+    async fn key(&self, key_id: &str, show_secret: bool) -> Result<Option<KeyInfo>, GarageError> {
+        let path = format!("/v2/GetKeyInfo?id={key_id}&showSecretKey={show_secret}");
+        self.optional(Method::GET, &path).await
+    }
+
+    async fn bucket(&self, alias: &str) -> Result<Option<BucketInfo>, GarageError> {
+        let path = format!("/v2/GetBucketInfo?globalAlias={alias}");
+        self.optional(Method::GET, &path).await
+    }
+
+    async fn optional<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<Option<T>, GarageError> {
+        match self.call(method, path, None).await {
+            Ok(value) => Ok(Some(value)),
+            Err(GarageError::Api {
+                status: StatusCode::NOT_FOUND,
+                ..
+            }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<T, GarageError> {
+        let http_error = |source| GarageError::Http {
+            endpoint: self.endpoint.clone(),
+            source,
+        };
+        let token = String::from_utf8_lossy(self.token.expose());
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.endpoint))
+            .bearer_auth(&*token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(http_error)?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(GarageError::Unauthorized {
+                fingerprint: self.token.fingerprint(),
+                status,
+            });
+        }
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or(text);
+            return Err(GarageError::Api {
+                method,
+                path: path.split('?').next().unwrap_or(path).to_owned(),
+                status,
+                message,
+            });
+        }
+        response.json().await.map_err(http_error)
+    }
+}
+
+/// Constant-time equality, so that comparing the secret Garage returns leaks no timing about ours.
+fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq as _;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}

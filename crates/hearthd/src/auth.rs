@@ -1,0 +1,184 @@
+//! Who may call what: a bearer token, or a loopback peer when that is trusted, or an open route. One log line per
+//! request names the route, status, duration and identity — a token's fingerprint, never the token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hearth_core::auth::{AuthConfig, Identity, Tokens};
+
+use crate::error::ApiError;
+
+#[derive(Debug)]
+pub struct Auth {
+    pub tokens: Tokens,
+    pub config: AuthConfig,
+}
+
+pub async fn authenticate(
+    State(auth): State<Arc<Auth>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let identity = identify(&auth, peer, &path, request.headers().get(header::AUTHORIZATION));
+    let response = match identity {
+        Ok(identity) => {
+            request.extensions_mut().insert(identity.clone());
+            let response = next.run(request).await;
+            log(&method, &path, &response, started, &identity.to_string());
+            return response;
+        }
+        Err(error) => error.into_response(),
+    };
+    log(&method, &path, &response, started, "rejected");
+    response
+}
+
+fn identify(
+    auth: &Auth,
+    peer: SocketAddr,
+    path: &str,
+    authorization: Option<&header::HeaderValue>,
+) -> Result<Identity, ApiError> {
+    let local = peer.ip().to_canonical().is_loopback();
+    let open = auth.config.open_routes.iter().any(|route| route == path);
+    // Who the caller is without a (valid) token, if that is enough for this route.
+    let fallback = if local && auth.config.trust_loopback {
+        Some(Identity::Localhost)
+    } else if open {
+        Some(if local {
+            Identity::Localhost
+        } else {
+            Identity::Anonymous
+        })
+    } else {
+        None
+    };
+    let Some(value) = authorization else {
+        return fallback.ok_or_else(|| {
+            ApiError::Unauthorized(
+                "this route needs a bearer token: send `Authorization: Bearer <token>` with this appliance's \
+                 api-token (on the box: /var/lib/hearth/secrets/api-token, readable by root)"
+                    .into(),
+            )
+        });
+    };
+    let presented = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    if let Some(identity) = presented.and_then(|token| auth.tokens.verify(token.trim().as_bytes())) {
+        return Ok(identity);
+    }
+    // OpenAI-style clients always send some key: where no token is needed, a wrong one changes nothing.
+    fallback.ok_or_else(|| {
+        ApiError::Unauthorized(match presented {
+            None => "the Authorization header must be `Bearer <token>`".into(),
+            Some(_) => "the bearer token is not valid here: use this appliance's api-token \
+                        (`hearth-firstboot status` shows its fingerprint)"
+                .into(),
+        })
+    })
+}
+
+fn log(method: &axum::http::Method, path: &str, response: &Response, started: Instant, identity: &str) {
+    tracing::info!(
+        target: "hearthd::request",
+        %method,
+        route = path,
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        identity = %identity,
+        "request"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    const TOKEN: &str = "a-token-that-is-long-enough-to-be-accepted-000";
+
+    fn auth(trust_loopback: bool) -> Auth {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("api-token");
+        std::fs::write(&path, TOKEN).expect("write");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o400)).expect("chmod");
+        let config = AuthConfig {
+            token_files: vec![path],
+            trust_loopback,
+            ..AuthConfig::default()
+        };
+        Auth {
+            tokens: Tokens::load(&config, None).expect("tokens"),
+            config,
+        }
+    }
+
+    fn who(auth: &Auth, peer: &str, path: &str, header: Option<&str>) -> Result<Identity, String> {
+        let header = header.map(|h| HeaderValue::from_str(h).expect("header"));
+        identify(auth, peer.parse().expect("addr"), path, header.as_ref()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn lan_callers_need_the_token_except_on_open_routes() {
+        let auth = auth(true);
+        let lan = "192.168.1.20:50000";
+        let bearer = format!("Bearer {TOKEN}");
+        assert!(
+            who(&auth, lan, "/metrics", None)
+                .expect_err("no token")
+                .contains("needs a bearer token")
+        );
+        let wrong = who(
+            &auth,
+            lan,
+            "/metrics",
+            Some("Bearer wrong-wrong-wrong-wrong-wrong-wrong"),
+        );
+        assert!(wrong.expect_err("wrong token").contains("not valid here"));
+        let basic = who(&auth, lan, "/metrics", Some("Basic abc"));
+        assert!(basic.expect_err("basic").contains("Bearer <token>"));
+        let fingerprint = hearth_core::digest::fingerprint(TOKEN.as_bytes());
+        assert_eq!(
+            who(&auth, lan, "/metrics", Some(&bearer)),
+            Ok(Identity::Token(fingerprint))
+        );
+        assert_eq!(who(&auth, lan, "/healthz", None), Ok(Identity::Anonymous));
+        assert_eq!(
+            who(&auth, lan, "/healthz", Some("Bearer wrong")),
+            Ok(Identity::Anonymous)
+        );
+    }
+
+    #[test]
+    fn loopback_is_trusted_only_when_configured() {
+        let trusting = auth(true);
+        for peer in ["127.0.0.1:1", "[::1]:1", "[::ffff:127.0.0.1]:1"] {
+            assert_eq!(
+                who(&trusting, peer, "/metrics", None),
+                Ok(Identity::Localhost),
+                "{peer}"
+            );
+            assert_eq!(
+                who(&trusting, peer, "/metrics", Some("Bearer sk-x")),
+                Ok(Identity::Localhost)
+            );
+        }
+        let strict = auth(false);
+        assert!(who(&strict, "127.0.0.1:1", "/metrics", None).is_err());
+        assert_eq!(
+            who(&strict, "127.0.0.1:1", "/healthz", None),
+            Ok(Identity::Localhost)
+        );
+    }
+}
