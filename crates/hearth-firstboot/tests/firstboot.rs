@@ -320,6 +320,41 @@ fn seal_without_systemd_creds_says_so_and_writes_nothing() {
     assert!(!machine.secrets_dir().exists());
 }
 
+/// Where `systemd-creds` exists, each sealed copy decrypts to the plain secret under its own name; where it does
+/// not, `--seal` must refuse and say why.
+#[test]
+fn sealed_copies_decrypt_to_the_same_secret_or_sealing_is_refused() {
+    let mut machine = Machine::new();
+    let output = machine.firstboot(&["mint", "--seal"], &[]);
+    let available = Command::new("systemd-creds").arg("--version").output().is_ok();
+    if !available {
+        assert!(!output.status.success());
+        assert!(text(&output).contains("systemd-creds"), "{}", text(&output));
+        return;
+    }
+    assert!(output.status.success(), "{}", text(&output));
+    for name in needed() {
+        let sealed = machine.secrets_dir().join("sealed").join(format!("{name}.cred"));
+        assert_eq!(mode(&sealed), 0o400, "{name}");
+        let sealed_bytes = std::fs::read(&sealed).expect("read");
+        let plain = std::fs::read(machine.secrets_dir().join(name)).expect("read");
+        assert!(
+            !sealed_bytes.windows(plain.len()).any(|w| w == plain.as_slice()),
+            "{name} sealed in clear"
+        );
+        let decrypted = Command::new("systemd-creds")
+            .args(["decrypt", &format!("--name={name}")])
+            .arg(&sealed)
+            .arg("-")
+            .output()
+            .expect("systemd-creds decrypt");
+        assert!(decrypted.status.success(), "{name}: {}", text(&decrypted));
+        assert_eq!(decrypted.stdout, plain, "{name}");
+    }
+    let again = machine.firstboot(&["mint", "--seal"], &[]);
+    assert!(text(&again).contains("nothing to do"), "{}", text(&again));
+}
+
 #[test]
 fn unknown_repair_names_the_known_secrets() {
     let mut machine = Machine::new();
