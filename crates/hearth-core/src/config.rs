@@ -9,13 +9,23 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthConfig;
+use crate::blob::BlobConfig;
 use crate::embed::EmbedderConfig;
+use crate::library::IngestConfig;
 
 /// Where hearthd looks for its config when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/hearth/hearth.toml";
 
 /// The top-level sections; environment variables outside them (`HEARTH_LOG`, `HEARTH_URL`, …) are not config.
-const SECTIONS: &[&str] = &["listen", "database", "embedding", "api", "auth"];
+const SECTIONS: &[&str] = &[
+    "listen",
+    "database",
+    "embedding",
+    "api",
+    "auth",
+    "blobs",
+    "ingest",
+];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +36,8 @@ pub struct Config {
     pub embedding: EmbedderConfig,
     pub api: ApiConfig,
     pub auth: AuthConfig,
+    pub blobs: BlobConfig,
+    pub ingest: IngestConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +69,8 @@ impl Default for Config {
                 max_body_bytes: 16 * 1024 * 1024,
             },
             auth: AuthConfig::default(),
+            blobs: BlobConfig::default(),
+            ingest: IngestConfig::default(),
         }
     }
 }
@@ -105,6 +119,9 @@ impl Config {
             ("embedding.queue_capacity", e.queue_capacity),
             ("api.max_inputs_per_request", self.api.max_inputs_per_request),
             ("api.max_body_bytes", self.api.max_body_bytes),
+            ("ingest.workers", self.ingest.workers),
+            ("ingest.max_document_bytes", self.ingest.max_document_bytes),
+            ("ingest.chunking.max_tokens", self.ingest.chunking.max_tokens),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -117,6 +134,17 @@ impl Config {
                  be queued",
                 self.api.max_inputs_per_request, e.queue_capacity
             )));
+        }
+        if self.ingest.chunking.overlap_tokens >= self.ingest.chunking.max_tokens {
+            return Err(ConfigError::Invalid(format!(
+                "ingest.chunking.overlap_tokens ({}) must be smaller than ingest.chunking.max_tokens ({})",
+                self.ingest.chunking.overlap_tokens, self.ingest.chunking.max_tokens
+            )));
+        }
+        if self.blobs.backend == crate::blob::Backend::S3 && self.blobs.endpoint.is_none() {
+            return Err(ConfigError::Invalid(
+                "blobs.backend = \"s3\" needs blobs.endpoint, e.g. \"http://127.0.0.1:3900\"".into(),
+            ));
         }
         for route in &self.auth.open_routes {
             if !route.starts_with('/') {

@@ -2,7 +2,12 @@
 //! has its own small library: it runs before everything else and must not link the embedding runtime.
 
 pub mod auth;
+pub mod blob;
+pub mod chunk;
 pub mod config;
 pub mod digest;
 pub mod embed;
+pub mod extract;
+pub mod library;
 pub mod model;
+pub mod store;

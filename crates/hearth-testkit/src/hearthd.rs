@@ -18,6 +18,9 @@ pub struct TestHearthd {
     /// `http://127.0.0.1:<port>`
     pub url: String,
     log: tempfile::NamedTempFile,
+    /// Where this hearthd keeps originals unless the caller set `HEARTH_BLOBS__PATH`.
+    pub blob_dir: std::path::PathBuf,
+    _blobs: tempfile::TempDir,
 }
 
 impl TestHearthd {
@@ -27,6 +30,14 @@ impl TestHearthd {
         let deps = Deps::load()?;
         let port = process::free_port()?;
         let log = tempfile::NamedTempFile::new().map_err(KitError::io("creating the hearthd log"))?;
+        let blobs = tempfile::Builder::new()
+            .prefix("hearth-blobs-")
+            .tempdir()
+            .map_err(KitError::io("creating the blob directory"))?;
+        let blob_dir = extra
+            .iter()
+            .find(|(key, _)| *key == "HEARTH_BLOBS__PATH")
+            .map_or_else(|| blobs.path().to_owned(), |(_, value)| value.into());
         let stdout = log.reopen().map_err(KitError::io("opening the hearthd log"))?;
         let stderr = log.reopen().map_err(KitError::io("opening the hearthd log"))?;
         let mut command = process::tied_command(bin, false);
@@ -37,6 +48,7 @@ impl TestHearthd {
             .env("HEARTH_EMBEDDING__MODEL_DIR", &deps.test_model_dir)
             .env("HEARTH_EMBEDDING__ONNXRUNTIME", &deps.ort_dylib)
             .env("HEARTH_LOG", "info")
+            .env("HEARTH_BLOBS__PATH", blobs.path())
             .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -48,6 +60,8 @@ impl TestHearthd {
             child,
             url: format!("http://127.0.0.1:{port}"),
             log,
+            blob_dir,
+            _blobs: blobs,
         };
         let mut exited = false;
         let listening = process::wait_until(START_TIMEOUT, || {

@@ -6,6 +6,8 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hearth_core::embed::EmbedError;
+use hearth_core::extract::ExtractError;
+use hearth_core::library::LibraryError;
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +26,8 @@ pub enum ApiError {
     Unauthorized(String),
     #[error(transparent)]
     Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Library(#[from] LibraryError),
     #[error("internal error")]
     Internal(String),
 }
@@ -31,7 +35,6 @@ pub enum ApiError {
 impl ApiError {
     /// Status, stable machine code, and the message shown to the client.
     pub fn parts(&self) -> (StatusCode, &'static str, String) {
-        use EmbedError as E;
         let message = self.to_string();
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request", message),
@@ -41,28 +44,8 @@ impl ApiError {
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", message),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", message),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
-            ApiError::Embed(error) => match error {
-                E::NoInputs | E::EmptyInput { .. } => (StatusCode::BAD_REQUEST, "invalid_input", message),
-                E::InputTooLong { .. } => (StatusCode::BAD_REQUEST, "input_too_long", message),
-                E::DimensionsNotSupported { .. } => {
-                    (StatusCode::BAD_REQUEST, "dimensions_not_supported", message)
-                }
-                E::QueueFull { .. } => (StatusCode::TOO_MANY_REQUESTS, "queue_full", message),
-                E::RequestLargerThanQueue { .. } => {
-                    (StatusCode::PAYLOAD_TOO_LARGE, "too_many_inputs", message)
-                }
-                E::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message),
-                E::Model(_)
-                | E::OnnxRuntimeNotConfigured
-                | E::OnnxRuntime { .. }
-                | E::Session { .. }
-                | E::Tokenizer(_)
-                | E::Inference(_) => (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error".into(),
-                ),
-            },
+            ApiError::Embed(error) => embed_parts(error, message),
+            ApiError::Library(error) => library_parts(error, message),
         }
     }
 
@@ -74,7 +57,69 @@ impl ApiError {
             }
         }
     }
+}
 
+fn embed_parts(error: &EmbedError, message: String) -> (StatusCode, &'static str, String) {
+    use EmbedError as E;
+    match error {
+        E::NoInputs | E::EmptyInput { .. } => (StatusCode::BAD_REQUEST, "invalid_input", message),
+        E::InputTooLong { .. } => (StatusCode::BAD_REQUEST, "input_too_long", message),
+        E::DimensionsNotSupported { .. } => (StatusCode::BAD_REQUEST, "dimensions_not_supported", message),
+        E::QueueFull { .. } => (StatusCode::TOO_MANY_REQUESTS, "queue_full", message),
+        E::RequestLargerThanQueue { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_inputs", message),
+        E::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message),
+        E::Model(_)
+        | E::OnnxRuntimeNotConfigured
+        | E::OnnxRuntime { .. }
+        | E::Session { .. }
+        | E::Tokenizer(_)
+        | E::Inference(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error".into(),
+        ),
+    }
+}
+
+fn library_parts(error: &LibraryError, message: String) -> (StatusCode, &'static str, String) {
+    use LibraryError as L;
+    match error {
+        L::Extract(extract) => match extract {
+            ExtractError::Unsupported(_) | ExtractError::Charset(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                message,
+            ),
+            ExtractError::Empty => (StatusCode::UNPROCESSABLE_ENTITY, "empty_document", message),
+            ExtractError::InvalidUtf8 { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_utf8", message),
+            ExtractError::Pdf(_) | ExtractError::Html(_) | ExtractError::NoText => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "unreadable_document", message)
+            }
+        },
+        L::MetadataNotObject => (StatusCode::BAD_REQUEST, "invalid_metadata", message),
+        L::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query", message),
+        L::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", message),
+        L::ModelNotReady | L::Starting => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", message),
+        L::Embed(error) => embed_parts(error, message),
+        L::Store(error) if error.is_transient() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the database is not reachable right now; try again shortly".into(),
+        ),
+        L::Store(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error".into(),
+        ),
+        L::Blob(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "blob_store_unavailable",
+            "the blob store is not reachable right now; try again shortly".into(),
+        ),
+    }
+}
+
+impl ApiError {
     /// Renders with the given body builder, adding Retry-After where waiting helps.
     pub fn render(&self, body: impl FnOnce(StatusCode, &str, &str) -> serde_json::Value) -> Response {
         let (status, code, message) = self.parts();

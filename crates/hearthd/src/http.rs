@@ -9,13 +9,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use hearth_core::config::Config;
 use hearth_core::embed::Embedder;
+use hearth_core::library::Library;
 use prometheus_client::registry::Registry;
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::auth::{self, Auth};
 use crate::error::ApiError;
-use crate::openai;
+use crate::{documents, openai};
 
 #[derive(Clone)]
 pub enum ModelState {
@@ -48,15 +49,17 @@ impl ModelSlot {
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    pub library: Arc<Library>,
     pub config: Arc<Config>,
     pub model: ModelSlot,
     pub registry: Arc<Registry>,
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, config: Arc<Config>, registry: Registry) -> Self {
+    pub fn new(pool: PgPool, library: Arc<Library>, config: Arc<Config>, registry: Registry) -> Self {
         Self {
             pool,
+            library,
             config,
             model: ModelSlot(Arc::new(RwLock::new(ModelState::Loading))),
             registry: Arc::new(registry),
@@ -66,12 +69,25 @@ impl AppState {
 
 pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
     let body_limit = state.config.api.max_body_bytes;
+    let document_limit = state.config.ingest.max_document_bytes;
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::models))
+        .route(
+            "/v1/documents",
+            post(documents::upload)
+                .layer(DefaultBodyLimit::max(document_limit))
+                .get(documents::list),
+        )
+        .route(
+            "/v1/documents/{id}",
+            get(documents::get_one).delete(documents::delete),
+        )
+        .route("/v1/documents/{id}/content", get(documents::content))
+        .route("/v1/search", post(documents::search))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
         .with_state(state)
@@ -107,7 +123,21 @@ async fn readyz(State(state): State<AppState>) -> Response {
         ),
         ModelState::Loading => (json!({ "status": "loading" }), false),
     };
-    let ready = database_ok && model_ok;
+    let (schema, schema_ok) = match hearth_core::store::schema_version(&state.pool).await {
+        Ok((applied, newest)) if applied == Some(newest) && state.library.pool().is_ok() => {
+            (json!({ "version": newest, "status": "current" }), true)
+        }
+        Ok((applied, newest)) => (
+            json!({ "version": applied, "expected": newest, "status": "migrating" }),
+            false,
+        ),
+        Err(_) => (json!({ "status": "unknown" }), false),
+    };
+    let queue = match state.library.queue_depth().await {
+        Ok((depth, oldest)) => json!({ "depth": depth, "oldest_seconds": oldest }),
+        Err(_) => Value::Null,
+    };
+    let ready = database_ok && schema_ok && model_ok;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -116,7 +146,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "database": database,
+        "schema": schema,
         "model": model,
+        "queue": queue,
     });
     (status, Json(body)).into_response()
 }

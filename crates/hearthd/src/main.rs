@@ -1,6 +1,7 @@
 //! hearthd: serves hearth's HTTP API.
 
 mod auth;
+mod documents;
 mod error;
 mod http;
 mod openai;
@@ -14,8 +15,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use hearth_core::auth::Tokens;
+use hearth_core::blob::BlobStore;
 use hearth_core::config::Config;
 use hearth_core::embed::{EmbedMetrics, Embedder};
+use hearth_core::library::Library;
 use prometheus_client::registry::Registry;
 use sqlx::postgres::PgPoolOptions;
 
@@ -81,50 +84,148 @@ async fn serve(config: Config) -> Result<()> {
     if !auth.tokens.is_empty() {
         tracing::info!(tokens = ?auth.tokens.fingerprints(), "bearer tokens loaded");
     }
+    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let blobs =
+        BlobStore::open(&config.blobs, credentials.as_deref()).context("cannot open the blob store")?;
+    tracing::info!(store = blobs.describe(), "originals go to the blob store");
     // Lazy: hearthd starts while PostgreSQL is still coming up and /readyz says what it waits for.
     let pool = PgPoolOptions::new()
-        .max_connections(8)
+        .max_connections(8 + config.ingest.workers as u32)
         .acquire_timeout(Duration::from_secs(3))
         .connect_lazy(&config.database.url)
         .context("database.url is not a valid PostgreSQL URL")?;
+    let library = Library::new(pool.clone(), blobs, config.ingest.clone());
 
     let mut registry = Registry::default();
     let metrics = EmbedMetrics::default();
     metrics.register(&mut registry);
-    let state = AppState::new(pool, Arc::new(config.clone()), registry);
+    let state = AppState::new(
+        pool.clone(),
+        Arc::clone(&library),
+        Arc::new(config.clone()),
+        registry,
+    );
 
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}: is another process using it?"))?;
     tracing::info!(%listen, "hearthd listening");
 
-    let embedder_config = config.embedding.clone();
-    let loading = tokio::task::spawn_blocking(move || Embedder::load(&embedder_config, metrics));
+    let (stop_workers, workers_stop) = tokio::sync::watch::channel(false);
+    let workers: Vec<_> = (0..config.ingest.workers)
+        .map(|_| tokio::spawn(Arc::clone(&library).run_worker(workers_stop.clone())))
+        .collect();
+
     let model_state = state.model.clone();
-    let model_loaded = async move {
-        match loading.await {
-            Ok(Ok(embedder)) => {
-                tracing::info!(
-                    model = %embedder.manifest().id,
-                    dir = %embedder.model_dir().display(),
-                    "model loaded and verified"
-                );
-                model_state.set(ModelState::Ready(embedder));
-                std::future::pending::<Result<()>>().await
+    let startup = async move {
+        let embedder_config = config.embedding.clone();
+        let loading = tokio::task::spawn_blocking({
+            let metrics = metrics.clone();
+            move || Embedder::load(&embedder_config, metrics)
+        });
+        let loaded = async {
+            match loading.await {
+                Ok(Ok(embedder)) => Ok(embedder),
+                Ok(Err(error)) => Err(anyhow::Error::from(error).context("cannot load the embedding model")),
+                Err(join) => Err(anyhow::anyhow!("model loading panicked: {join}")),
             }
-            Ok(Err(error)) => Err(anyhow::Error::from(error).context("cannot load the embedding model")),
-            Err(join) => Err(anyhow::anyhow!("model loading panicked: {join}")),
+        };
+        // Either failing stops hearthd at once; a database that is merely not up yet is waited for.
+        let ((), embedder) = tokio::try_join!(migrate_when_reachable(&pool), loaded)?;
+        library.set_schema_ready();
+        tracing::info!(
+            model = %embedder.manifest().id,
+            dir = %embedder.model_dir().display(),
+            "model loaded and verified"
+        );
+        let previous = previous_model(&library, &embedder, &config, metrics).await;
+        let spaces = library.set_models(embedder.clone(), previous).await?;
+        if spaces.switching() {
+            tracing::info!(
+                from = %spaces.active.model_id,
+                to = %spaces.target.model_id,
+                "new model configured: re-embedding every document in the background; search stays on the old \
+                 space until done"
+            );
         }
+        model_state.set(ModelState::Ready(embedder));
+        std::future::pending::<Result<()>>().await
     };
 
     let app = http::router(state, auth).into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
-    tokio::select! {
-        served = server => served.context("HTTP server failed")?,
-        failed = model_loaded => failed?,
+    let outcome = tokio::select! {
+        served = server => served.context("HTTP server failed"),
+        failed = startup => failed,
+    };
+    // Jobs in progress are released to the queue, not lost; bounded so a stuck worker cannot hold up the stop.
+    let _ = stop_workers.send(true);
+    let stopped = tokio::time::timeout(Duration::from_secs(10), futures_join(workers)).await;
+    if stopped.is_err() {
+        tracing::warn!(
+            "workers did not stop within 10s; their jobs return to the queue when their leases end"
+        );
     }
+    outcome?;
     tracing::info!("hearthd stopped");
     Ok(())
+}
+
+async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
+    for handle in handles {
+        let _ = handle.await;
+    }
+}
+
+/// Runs the migrations as soon as PostgreSQL answers. A migration that fails (rather than a database that is not
+/// up yet) stops hearthd: its transaction rolled back, so the data is as it was.
+async fn migrate_when_reachable(pool: &sqlx::PgPool) -> Result<()> {
+    let mut waited = Duration::ZERO;
+    loop {
+        match hearth_core::store::migrate(pool).await {
+            Ok(()) => {
+                let (applied, _) = hearth_core::store::schema_version(pool).await?;
+                tracing::info!(version = ?applied, "database schema is current");
+                return Ok(());
+            }
+            Err(error) if error.is_transient() => {
+                if waited.as_secs().is_multiple_of(10) {
+                    tracing::warn!(%error, "waiting for the database to run migrations");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                waited += Duration::from_secs(1);
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// During a model switch, the active space's model embeds queries until the new space is complete.
+async fn previous_model(
+    library: &Library,
+    target: &Embedder,
+    config: &Config,
+    metrics: EmbedMetrics,
+) -> Option<Embedder> {
+    let active = library.active_space().await.ok().flatten()?;
+    if active.model_dir == target.model_dir().display().to_string() && active.model_id == target.manifest().id
+    {
+        return None;
+    }
+    let mut previous_config = config.embedding.clone();
+    previous_config.model_dir = PathBuf::from(&active.model_dir);
+    match tokio::task::spawn_blocking(move || Embedder::load(&previous_config, metrics)).await {
+        Ok(Ok(embedder)) => Some(embedder),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, dir = %active.model_dir,
+                "the previous model cannot be loaded: vector search is unavailable until re-embedding completes");
+            None
+        }
+        Err(join) => {
+            tracing::warn!(%join, "loading the previous model panicked");
+            None
+        }
+    }
 }
 
 fn load_auth(config: &Config) -> Result<Auth> {

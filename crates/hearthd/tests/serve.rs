@@ -83,6 +83,7 @@ fn a_broken_model_stops_hearthd_naming_the_file() {
         .arg("serve")
         .env("HEARTH_LISTEN", "127.0.0.1:0")
         .env("HEARTH_EMBEDDING__MODEL_DIR", model.path())
+        .env("HEARTH_BLOBS__PATH", model.path().join("blobs"))
         .output()
         .expect("hearthd runs");
     assert!(

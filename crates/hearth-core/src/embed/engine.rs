@@ -317,6 +317,11 @@ impl Embedder {
         &self.inner.onnxruntime
     }
 
+    /// The model's tokenizer, for token-aware chunking.
+    pub fn tokenizer(&self) -> &tokenizers::Tokenizer {
+        &self.inner.counter
+    }
+
     /// Batches started so far; the next batch gets this number plus one.
     pub fn batches_started(&self) -> u64 {
         self.inner.shared.batches_started.load(Ordering::SeqCst)

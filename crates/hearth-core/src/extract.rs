@@ -1,0 +1,144 @@
+//! From an original's bytes to the plain text that is chunked and searched.
+
+use std::fmt;
+
+/// The document types hearth can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentType {
+    Plain,
+    Markdown,
+    Html,
+    Pdf,
+}
+
+/// The media types accepted, as listed in a 415 answer.
+pub const SUPPORTED: &[&str] = &["text/plain", "text/markdown", "text/html", "application/pdf"];
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ExtractError {
+    #[error("unsupported content type '{0}': hearth reads {list}", list = SUPPORTED.join(", "))]
+    Unsupported(String),
+    #[error("the document is empty")]
+    Empty,
+    #[error("the document is not valid UTF-8 (first bad byte at offset {offset}); send UTF-8 text")]
+    InvalidUtf8 { offset: usize },
+    #[error("charset '{0}' is not supported for text: send UTF-8")]
+    Charset(String),
+    #[error("the PDF cannot be read: {0}")]
+    Pdf(String),
+    #[error("the HTML cannot be read: {0}")]
+    Html(String),
+    #[error("no text found in the document (a scanned PDF without a text layer, or markup without content?)")]
+    NoText,
+}
+
+impl ContentType {
+    /// Parses a `Content-Type` value; parameters other than a UTF-8 charset are ignored.
+    pub fn parse(value: &str) -> Result<Self, ExtractError> {
+        let mut parts = value.split(';');
+        let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let content_type = match essence.as_str() {
+            "text/plain" => ContentType::Plain,
+            "text/markdown" | "text/x-markdown" => ContentType::Markdown,
+            "text/html" | "application/xhtml+xml" => ContentType::Html,
+            "application/pdf" => ContentType::Pdf,
+            _ => return Err(ExtractError::Unsupported(essence)),
+        };
+        for parameter in parts {
+            if let Some((key, charset)) = parameter.split_once('=')
+                && key.trim().eq_ignore_ascii_case("charset")
+            {
+                let charset = charset.trim().trim_matches('"').to_ascii_lowercase();
+                if content_type != ContentType::Pdf && charset != "utf-8" && charset != "us-ascii" {
+                    return Err(ExtractError::Charset(charset));
+                }
+            }
+        }
+        Ok(content_type)
+    }
+
+    /// The type a file name suggests, for the CLI.
+    pub fn from_extension(extension: &str) -> Option<Self> {
+        match extension.to_ascii_lowercase().as_str() {
+            "txt" | "text" => Some(ContentType::Plain),
+            "md" | "markdown" => Some(ContentType::Markdown),
+            "html" | "htm" | "xhtml" => Some(ContentType::Html),
+            "pdf" => Some(ContentType::Pdf),
+            _ => None,
+        }
+    }
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            ContentType::Plain => "text/plain; charset=utf-8",
+            ContentType::Markdown => "text/markdown; charset=utf-8",
+            ContentType::Html => "text/html; charset=utf-8",
+            ContentType::Pdf => "application/pdf",
+        }
+    }
+
+    /// Checks at upload time what can be checked cheaply, so bad input is a 4xx and not a failed job.
+    pub fn validate(self, bytes: &[u8]) -> Result<(), ExtractError> {
+        if bytes.is_empty() {
+            return Err(ExtractError::Empty);
+        }
+        if self != ContentType::Pdf {
+            let text = std::str::from_utf8(bytes).map_err(|e| ExtractError::InvalidUtf8 {
+                offset: e.valid_up_to(),
+            })?;
+            if text.trim().is_empty() {
+                return Err(ExtractError::Empty);
+            }
+        }
+        Ok(())
+    }
+
+    /// The document's text. Blocking (PDF parsing is CPU work): call from a blocking context.
+    pub fn extract(self, bytes: &[u8]) -> Result<String, ExtractError> {
+        let text = match self {
+            ContentType::Plain | ContentType::Markdown => {
+                let text = std::str::from_utf8(bytes).map_err(|e| ExtractError::InvalidUtf8 {
+                    offset: e.valid_up_to(),
+                })?;
+                text.strip_prefix('\u{feff}').unwrap_or(text).to_owned()
+            }
+            ContentType::Html => html_text(bytes)?,
+            ContentType::Pdf => pdf_text(bytes)?,
+        };
+        if text.trim().is_empty() {
+            return Err(ExtractError::NoText);
+        }
+        Ok(text)
+    }
+}
+
+impl fmt::Display for ContentType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.mime())
+    }
+}
+
+/// Readable text of an HTML page: scripts, styles and markup dropped, block structure kept as line breaks.
+fn html_text(bytes: &[u8]) -> Result<String, ExtractError> {
+    std::str::from_utf8(bytes).map_err(|e| ExtractError::InvalidUtf8 {
+        offset: e.valid_up_to(),
+    })?;
+    // Wide enough that html2text never re-wraps paragraphs (wrapping would split sentences mid-phrase).
+    let text = html2text::config::plain()
+        .no_link_wrapping()
+        .string_from_read(bytes, 10_000)
+        .map_err(|e| ExtractError::Html(e.to_string()))?;
+    Ok(text)
+}
+
+fn pdf_text(bytes: &[u8]) -> Result<String, ExtractError> {
+    // pdf-extract panics on some malformed files; a bad upload must fail its job, not the worker.
+    let result = std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem(bytes));
+    match result {
+        Ok(Ok(text)) => Ok(text),
+        Ok(Err(error)) => Err(ExtractError::Pdf(error.to_string())),
+        Err(_) => Err(ExtractError::Pdf(
+            "the parser gave up on this file (malformed PDF)".into(),
+        )),
+    }
+}

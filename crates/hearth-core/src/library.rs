@@ -1,0 +1,681 @@
+//! The library: what hearthd does with documents. Uploads are stored durably and acknowledged; workers turn them
+//! into searchable chunks; search ranks chunks by meaning, by words, or both.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::sync::{Notify, watch};
+use uuid::Uuid;
+
+use crate::blob::{BlobError, BlobStore};
+use crate::chunk::{self, ChunkingConfig};
+use crate::digest::sha256_hex;
+use crate::embed::{EmbedError, EmbedRequest, Embedder, InputKind, Priority};
+use crate::extract::{ContentType, ExtractError};
+use crate::store::chunks::SpaceVectors;
+use crate::store::documents::{self, Document, NewDocument, Outcome};
+use crate::store::jobs::{self, Job};
+use crate::store::search::{self as retrieval, SearchFilter};
+use crate::store::spaces::{self, Space, Spaces};
+use crate::store::{self, StoreError};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Documents processed at once.
+    pub workers: usize,
+    /// Largest document accepted, in bytes (413 beyond).
+    pub max_document_bytes: usize,
+    /// Tries before a document is marked failed.
+    pub max_attempts: i32,
+    /// How long a claimed job stays claimed without a sign of life from its worker.
+    pub lease_seconds: u64,
+    pub chunking: ChunkingConfig,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            max_document_bytes: 64 * 1024 * 1024,
+            max_attempts: 5,
+            lease_seconds: 30,
+            chunking: ChunkingConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LibraryError {
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+    #[error("metadata must be a JSON object, like {{\"project\": \"x\"}}")]
+    MetadataNotObject,
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("no document {0}")]
+    NotFound(Uuid),
+    #[error("the embedding model is still loading; keyword search works meanwhile")]
+    ModelNotReady,
+    #[error("hearthd is starting: the database schema is not ready yet")]
+    Starting,
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+}
+
+/// The loaded models and the spaces they embed into.
+#[derive(Debug, Clone)]
+pub struct Models {
+    /// The configured model; every new chunk is embedded into `spaces.target` with it.
+    pub target: Embedder,
+    /// While a switch is under way: the active space's model, which embeds queries (and new chunks, so they are
+    /// searchable before the switch completes).
+    pub previous: Option<Embedder>,
+    pub spaces: Spaces,
+}
+
+impl Models {
+    /// The model that embeds queries for the space that is searched.
+    pub fn query_model(&self) -> &Embedder {
+        self.previous.as_ref().unwrap_or(&self.target)
+    }
+}
+
+/// An upload as received.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub bytes: Bytes,
+    pub content_type: ContentType,
+    pub title: Option<String>,
+    pub external_id: Option<String>,
+    pub metadata: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    #[default]
+    Hybrid,
+    Vector,
+    Keyword,
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    pub query: String,
+    pub k: usize,
+    pub mode: SearchMode,
+    pub filter: SearchFilter,
+}
+
+/// Most hits one search returns.
+pub const MAX_K: usize = 100;
+/// Reciprocal rank fusion's constant: ranks below it count nearly alike, so neither retriever dominates.
+const RRF_K: f64 = 60.0;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    pub chunk_id: i64,
+    pub document_id: Uuid,
+    pub title: Option<String>,
+    pub external_id: Option<String>,
+    pub metadata: Value,
+    pub text: String,
+    /// Character offsets of the chunk in the document's extracted text.
+    pub span: [i32; 2],
+    pub score: f64,
+    /// Which retrievers found this chunk: "vector", "keyword".
+    pub retrievers: Vec<&'static str>,
+}
+
+#[derive(Debug)]
+pub struct Library {
+    pool: PgPool,
+    blobs: BlobStore,
+    config: IngestConfig,
+    models: watch::Sender<Option<Models>>,
+    work: Notify,
+    schema_ready: std::sync::atomic::AtomicBool,
+}
+
+impl Library {
+    pub fn new(pool: PgPool, blobs: BlobStore, config: IngestConfig) -> Arc<Self> {
+        Arc::new(Self {
+            pool,
+            blobs,
+            config,
+            models: watch::Sender::new(None),
+            work: Notify::new(),
+            schema_ready: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// The pool, once the schema is migrated; before that, every query would fail on missing tables.
+    pub fn pool(&self) -> Result<&PgPool, LibraryError> {
+        if self.schema_ready.load(std::sync::atomic::Ordering::Acquire) {
+            Ok(&self.pool)
+        } else {
+            Err(LibraryError::Starting)
+        }
+    }
+
+    pub fn set_schema_ready(&self) {
+        self.schema_ready
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    pub fn config(&self) -> &IngestConfig {
+        &self.config
+    }
+
+    pub fn models(&self) -> Option<Models> {
+        self.models.borrow().clone()
+    }
+
+    /// Registers the loaded model(s): records the configured model's space and, when it is not the active one,
+    /// queues the re-embedding of every document into it.
+    pub async fn set_models(
+        &self,
+        target: Embedder,
+        previous: Option<Embedder>,
+    ) -> Result<Spaces, LibraryError> {
+        let spaces = spaces::ensure(&self.pool, &space_key(&target)).await?;
+        let previous = previous.filter(|_| spaces.switching());
+        self.models.send_replace(Some(Models {
+            target,
+            previous,
+            spaces: spaces.clone(),
+        }));
+        self.work.notify_waiters();
+        Ok(spaces)
+    }
+
+    /// Stores the original durably and records the document; returns once both are committed.
+    pub async fn upload(&self, upload: Upload) -> Result<(Document, Outcome), LibraryError> {
+        self.pool()?;
+        upload.content_type.validate(&upload.bytes)?;
+        if !upload.metadata.is_object() {
+            return Err(LibraryError::MetadataNotObject);
+        }
+        let sha256 = sha256_hex(&upload.bytes);
+        let new = NewDocument {
+            content_sha256: sha256.clone(),
+            content_type: upload.content_type.mime().to_owned(),
+            byte_size: upload.bytes.len() as i64,
+            title: upload.title,
+            external_id: upload.external_id,
+            metadata: upload.metadata,
+        };
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        documents::lock_content(&mut tx, &sha256).await?;
+        // Inside the lock: a concurrent delete of the same bytes cannot remove the blob before this row exists.
+        self.blobs.put(&sha256, upload.bytes).await?;
+        let accepted = documents::accept(&mut tx, &new).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        if accepted.1 != Outcome::Unchanged {
+            self.work.notify_one();
+        }
+        Ok(accepted)
+    }
+
+    /// The original bytes and their type.
+    pub async fn content(&self, id: Uuid) -> Result<(Document, Bytes), LibraryError> {
+        self.pool()?;
+        let document = documents::get(&self.pool, id)
+            .await?
+            .ok_or(LibraryError::NotFound(id))?;
+        let bytes = self.blobs.get(&document.content_sha256).await?;
+        Ok((document, bytes))
+    }
+
+    /// Deletes the document, its chunks, vectors and (unless another document has the same bytes) its original.
+    /// Returns whether there was such a document.
+    pub async fn delete(&self, id: Uuid) -> Result<bool, LibraryError> {
+        self.pool()?;
+        let Some(document) = documents::get(&self.pool, id).await? else {
+            return Ok(false);
+        };
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        documents::lock_content(&mut tx, &document.content_sha256).await?;
+        let Some((deleted, unreferenced)) = documents::delete(&mut tx, id).await? else {
+            return Ok(false);
+        };
+        if unreferenced {
+            self.blobs.delete(&deleted.content_sha256).await?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(true)
+    }
+
+    pub async fn search(&self, request: &SearchRequest) -> Result<Vec<Hit>, LibraryError> {
+        self.pool()?;
+        if request.query.trim().is_empty() {
+            return Err(LibraryError::InvalidQuery(
+                "query is empty: say what to look for".into(),
+            ));
+        }
+        if request.k == 0 || request.k > MAX_K {
+            return Err(LibraryError::InvalidQuery(format!(
+                "k must be between 1 and {MAX_K}"
+            )));
+        }
+        if let Some(metadata) = &request.filter.metadata
+            && !metadata.is_object()
+        {
+            return Err(LibraryError::MetadataNotObject);
+        }
+        // Fusion needs more than k from each retriever to re-rank well.
+        let depth = match request.mode {
+            SearchMode::Hybrid => (request.k * 4).max(40),
+            _ => request.k,
+        } as i64;
+        let vector = match request.mode {
+            SearchMode::Keyword => Vec::new(),
+            SearchMode::Vector | SearchMode::Hybrid => {
+                let models = self.models().ok_or(LibraryError::ModelNotReady)?;
+                if models.spaces.switching() && models.previous.is_none() {
+                    // The searched space's model could not be loaded: its vectors cannot be queried.
+                    return Err(LibraryError::ModelNotReady);
+                }
+                let mut embed =
+                    EmbedRequest::new(vec![request.query.clone()], InputKind::Query, Priority::Query);
+                embed.truncate = true;
+                let embedded = models.query_model().embed(embed).await?;
+                let query = embedded.vectors.into_iter().next().unwrap_or_default();
+                let space = &models.spaces.active;
+                retrieval::vector(&self.pool, space, &query, &request.filter, depth).await?
+            }
+        };
+        let keyword = match request.mode {
+            SearchMode::Vector => Vec::new(),
+            SearchMode::Keyword | SearchMode::Hybrid => {
+                retrieval::keyword(&self.pool, &request.query, &request.filter, depth).await?
+            }
+        };
+        // Reciprocal rank fusion; with one retriever it keeps that retriever's order and score.
+        let mut fused: HashMap<i64, (f64, Vec<&'static str>)> = HashMap::new();
+        for (name, ranked) in [("vector", &vector), ("keyword", &keyword)] {
+            for (rank, hit) in ranked.iter().enumerate() {
+                let score = match request.mode {
+                    SearchMode::Hybrid => 1.0 / (RRF_K + rank as f64 + 1.0),
+                    _ => hit.score,
+                };
+                let entry = fused.entry(hit.chunk_id).or_insert((0.0, Vec::new()));
+                entry.0 += score;
+                entry.1.push(name);
+            }
+        }
+        let mut order: Vec<(i64, f64, Vec<&'static str>)> = fused
+            .into_iter()
+            .map(|(id, (score, by))| (id, score, by))
+            .collect();
+        order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        order.truncate(request.k);
+        let ids: Vec<i64> = order.iter().map(|(id, ..)| *id).collect();
+        let mut details: HashMap<i64, retrieval::ChunkDetail> = retrieval::details(&self.pool, &ids)
+            .await?
+            .into_iter()
+            .map(|d| (d.chunk_id, d))
+            .collect();
+        Ok(order
+            .into_iter()
+            .filter_map(|(id, score, retrievers)| {
+                // A chunk replaced between ranking and now is skipped rather than shown stale.
+                let detail = details.remove(&id)?;
+                Some(Hit {
+                    chunk_id: id,
+                    document_id: detail.document_id,
+                    title: detail.title,
+                    external_id: detail.external_id,
+                    metadata: detail.metadata,
+                    text: detail.text,
+                    span: [detail.char_start, detail.char_end],
+                    score,
+                    retrievers,
+                })
+            })
+            .collect())
+    }
+
+    /// Runs one worker until `shutdown` turns true. A job in progress at shutdown is released for the next start.
+    pub async fn run_worker(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut models_changed = self.models.subscribe();
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let Some(models) = self.models() else {
+                tokio::select! {
+                    _ = models_changed.changed() => continue,
+                    _ = shutdown.changed() => return,
+                }
+            };
+            let lease = Duration::from_secs(self.config.lease_seconds.max(1));
+            let job = match jobs::claim(&self.pool, lease).await {
+                Ok(job) => job,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot claim a job; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            };
+            let Some(job) = job else {
+                // Nothing due: wait for an upload, or poll for retries that come due and jobs freed by leases.
+                tokio::select! {
+                    _ = self.work.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shutdown.changed() => return,
+                }
+                continue;
+            };
+            tokio::select! {
+                () = self.run_job(&job, &models, lease) => {}
+                _ = shutdown.changed() => {
+                    if let Err(error) = jobs::retry_later(&self.pool, &job, Duration::ZERO, "interrupted by shutdown").await {
+                        tracing::warn!(%error, job = job.id, "could not release the job; its lease will run out");
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn run_job(&self, job: &Job, models: &Models, lease: Duration) {
+        if job.attempts > self.config.max_attempts {
+            let reason = format!(
+                "gave up after {} attempts; last error: {}",
+                self.config.max_attempts,
+                job.last_error
+                    .as_deref()
+                    .unwrap_or("the worker stopped while processing it")
+            );
+            self.give_up(job, &reason).await;
+            return;
+        }
+        // Renew the lease while working; losing it means another worker owns the job now.
+        let heartbeat = async {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                match jobs::renew(&self.pool, job, lease).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(error) => tracing::warn!(%error, job = job.id, "cannot renew the job's lease"),
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = self.process(job, models) => outcome,
+            () = heartbeat => Err(JobError::LostClaim),
+        };
+        match outcome {
+            Ok(()) => {
+                tracing::info!(job = job.id, kind = %job.kind, document = %job.document_id, "job done");
+                if job.kind == "embed"
+                    && let Ok(true) = spaces::activate_if_complete(&self.pool, &models.spaces.target).await
+                {
+                    tracing::info!(space = models.spaces.target.id, model = %models.spaces.target.model_id,
+                        "every document is embedded in the new space: search switched to it");
+                    self.models.send_modify(|current| {
+                        if let Some(current) = current {
+                            current.previous = None;
+                            current.spaces.active = current.spaces.target.clone();
+                        }
+                    });
+                }
+            }
+            Err(JobError::Permanent(reason)) => self.give_up(job, &reason).await,
+            Err(JobError::LostClaim) => {
+                tracing::info!(
+                    job = job.id,
+                    "job claim lost (new version or lease expired); dropping this attempt"
+                );
+            }
+            Err(JobError::Transient(reason)) => {
+                let delay = Duration::from_secs(1 << job.attempts.clamp(0, 8));
+                tracing::warn!(job = job.id, attempt = job.attempts, %reason, ?delay, "job failed; will retry");
+                if let Err(error) = jobs::retry_later(&self.pool, job, delay, &reason).await {
+                    tracing::warn!(%error, job = job.id, "could not schedule the retry; its lease will run out");
+                }
+            }
+        }
+    }
+
+    async fn give_up(&self, job: &Job, reason: &str) {
+        tracing::warn!(job = job.id, document = %job.document_id, %reason, "document failed");
+        let result = async {
+            let mut tx = self.pool.begin().await?;
+            if jobs::finish(&mut tx, job).await? {
+                sqlx::query(
+                    "UPDATE documents SET status = 'failed', error = $2, updated_at = now() WHERE id = $1",
+                )
+                .bind(job.document_id)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::warn!(%error, job = job.id, "could not record the failure; the job will be retried");
+        }
+    }
+
+    async fn process(&self, job: &Job, models: &Models) -> Result<(), JobError> {
+        match job.kind.as_str() {
+            "ingest" => self.ingest(job, models).await,
+            "embed" => self.embed_into_new_space(job, models).await,
+            other => Err(JobError::Permanent(format!("unknown job kind '{other}'"))),
+        }
+    }
+
+    async fn ingest(&self, job: &Job, models: &Models) -> Result<(), JobError> {
+        let Some(document) = documents::get(&self.pool, job.document_id).await? else {
+            return Ok(()); // deleted meanwhile; its job went with it
+        };
+        documents::mark_processing(&self.pool, document.id).await?;
+        let content_type =
+            ContentType::parse(&document.content_type).map_err(|e| JobError::Permanent(e.to_string()))?;
+        let bytes = match self.blobs.get(&document.content_sha256).await {
+            Ok(bytes) => bytes,
+            Err(BlobError::Store(object_store::Error::NotFound { .. })) => {
+                return Err(JobError::Permanent(
+                    "the original is missing from the blob store".into(),
+                ));
+            }
+            Err(error) => return Err(JobError::Transient(error.to_string())),
+        };
+        let target = models.target.clone();
+        let chunking = self.config.chunking;
+        let (chunks, token_counts) = tokio::task::spawn_blocking(move || {
+            let text = content_type
+                .extract(&bytes)
+                .map_err(|e| JobError::Permanent(e.to_string()))?;
+            let capacity = chunk_capacity(&target, &chunking);
+            let chunks = chunk::split(
+                &text,
+                content_type == ContentType::Markdown,
+                target.tokenizer(),
+                capacity,
+                chunking.overlap_tokens,
+            )
+            .map_err(|e| JobError::Permanent(e.to_string()))?;
+            let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
+            let counts = target
+                .count_tokens(&texts)
+                .map_err(|e| JobError::Permanent(e.to_string()))?;
+            Ok::<_, JobError>((chunks, counts))
+        })
+        .await
+        .map_err(|e| JobError::Permanent(format!("extraction crashed: {e}")))??;
+        if chunks.is_empty() {
+            return Err(JobError::Permanent(ExtractError::NoText.to_string()));
+        }
+        let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
+        let mut spaces = vec![SpaceVectors {
+            space_id: models.spaces.target.id,
+            vectors: embed_all(&models.target, &texts).await?,
+        }];
+        if let Some(previous) = &models.previous {
+            spaces.push(SpaceVectors {
+                space_id: models.spaces.active.id,
+                vectors: embed_all(previous, &texts).await?,
+            });
+        }
+
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        if !jobs::finish(&mut tx, job).await? {
+            return Err(JobError::LostClaim);
+        }
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT content_sha256 FROM documents WHERE id = $1 FOR UPDATE")
+                .bind(document.id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+        if current.as_deref() != Some(document.content_sha256.as_str()) {
+            // Replaced or deleted while we worked: the newer version's job does the work.
+            return Err(JobError::LostClaim);
+        }
+        store::chunks::replace(&mut tx, document.id, &chunks, &token_counts, &spaces).await?;
+        sqlx::query(
+            "UPDATE documents SET status = 'ready', error = NULL, chunk_count = $2, updated_at = now() WHERE id = $1",
+        )
+        .bind(document.id)
+        .bind(chunks.len() as i32)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    async fn embed_into_new_space(&self, job: &Job, models: &Models) -> Result<(), JobError> {
+        if job.space_id != Some(models.spaces.target.id) {
+            return Err(JobError::Permanent(
+                "this space is no longer the configured one".into(),
+            ));
+        }
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let texts = store::chunks::texts(&mut tx, job.document_id).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        let vectors = embed_all(&models.target, &texts).await?;
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        if !jobs::finish(&mut tx, job).await? {
+            return Err(JobError::LostClaim);
+        }
+        let space = SpaceVectors {
+            space_id: models.spaces.target.id,
+            vectors,
+        };
+        match store::chunks::add_space(&mut tx, job.document_id, &space).await {
+            Ok(()) => {}
+            // Re-chunked meanwhile (a new version was ingested into both spaces): nothing left to do here.
+            Err(StoreError::Database(sqlx::Error::Protocol(_))) => return Ok(()),
+            Err(error) => return Err(error.into()),
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    /// Number of queued jobs and the age of the oldest, in seconds.
+    pub async fn queue_depth(&self) -> Result<(i64, Option<f64>), LibraryError> {
+        Ok(jobs::depth(&self.pool).await?)
+    }
+
+    /// The active space, for capabilities and readiness.
+    pub async fn active_space(&self) -> Result<Option<Space>, LibraryError> {
+        Ok(spaces::active(&self.pool).await?)
+    }
+}
+
+#[derive(Debug)]
+enum JobError {
+    /// Will fail the same way again: the document is marked failed with this reason.
+    Permanent(String),
+    /// Worth retrying later (database restarting, embedding queue full).
+    Transient(String),
+    /// Another worker or a newer version owns the job now; do nothing.
+    LostClaim,
+}
+
+impl From<StoreError> for JobError {
+    fn from(error: StoreError) -> Self {
+        if error.is_transient() {
+            JobError::Transient(error.to_string())
+        } else {
+            JobError::Permanent(error.to_string())
+        }
+    }
+}
+
+fn space_key(embedder: &Embedder) -> spaces::SpaceKey {
+    let manifest = embedder.manifest();
+    let files: Vec<String> = manifest
+        .files
+        .iter()
+        .map(|f| format!("{}={}", f.path, f.sha256))
+        .collect();
+    spaces::SpaceKey {
+        model_id: manifest.id.clone(),
+        dims: manifest.dims as i32,
+        digest: sha256_hex(files.join("\n").as_bytes()),
+        model_dir: embedder.model_dir().display().to_string(),
+    }
+}
+
+/// Tokens a chunk may have so that, with the document prefix and the special tokens, it fits the model.
+fn chunk_capacity(embedder: &Embedder, chunking: &ChunkingConfig) -> usize {
+    let manifest = embedder.manifest();
+    let prefix = embedder
+        .count_tokens(std::slice::from_ref(&manifest.document_prefix))
+        .ok()
+        .and_then(|counts| counts.first().copied())
+        .unwrap_or(2);
+    // count_tokens includes the special tokens, which the prefix's count already holds.
+    chunking
+        .max_tokens
+        .min(manifest.max_tokens.saturating_sub(prefix))
+        .max(1)
+}
+
+/// Embeds texts as documents at ingest priority, in requests small enough to queue, waiting out a full queue.
+async fn embed_all(embedder: &Embedder, texts: &[String]) -> Result<Vec<Vec<f32>>, JobError> {
+    const PER_REQUEST: usize = 32;
+    let mut vectors = Vec::with_capacity(texts.len());
+    for group in texts.chunks(PER_REQUEST) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let request = EmbedRequest::new(group.to_vec(), InputKind::Document, Priority::Ingest);
+            match embedder.embed(request).await {
+                Ok(embedded) => {
+                    vectors.extend(embedded.vectors);
+                    break;
+                }
+                Err(EmbedError::QueueFull { .. }) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Err(EmbedError::ShuttingDown) => return Err(JobError::Transient("shutting down".into())),
+                Err(error) => return Err(JobError::Permanent(format!("embedding failed: {error}"))),
+            }
+        }
+    }
+    Ok(vectors)
+}

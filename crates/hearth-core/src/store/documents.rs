@@ -1,0 +1,233 @@
+//! Documents: accepting an upload (dedup by bytes or by external id), listing, reading and deleting.
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{FromRow, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::StoreError;
+
+#[derive(Debug, Clone, Serialize, FromRow, PartialEq)]
+pub struct Document {
+    pub id: Uuid,
+    pub external_id: Option<String>,
+    pub title: Option<String>,
+    pub metadata: Value,
+    pub content_sha256: String,
+    pub content_type: String,
+    pub byte_size: i64,
+    pub version: i32,
+    pub status: String,
+    pub error: Option<String>,
+    pub chunk_count: i32,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+macro_rules! document_columns {
+    () => {
+        "id, external_id, title, metadata, content_sha256, content_type, byte_size, version, status, \
+                           error, chunk_count, created_at, updated_at"
+    };
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDocument {
+    pub content_sha256: String,
+    pub content_type: String,
+    pub byte_size: i64,
+    pub title: Option<String>,
+    pub external_id: Option<String>,
+    pub metadata: Value,
+}
+
+/// What an upload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A new document; its ingest job is queued.
+    Created,
+    /// The same bytes (under the same external id) were already here: nothing to do.
+    Unchanged,
+    /// New bytes for a known external id: a new version is queued and replaces the old chunks when done.
+    NewVersion,
+}
+
+/// Records an upload whose blob is already durable, and queues its ingest job, inside the caller's transaction.
+pub async fn accept(
+    tx: &mut Transaction<'_, Postgres>,
+    new: &NewDocument,
+) -> Result<(Document, Outcome), StoreError> {
+    let result = match &new.external_id {
+        Some(external_id) => {
+            let existing: Option<Document> = sqlx::query_as(concat!(
+                "SELECT ",
+                document_columns!(),
+                " FROM documents WHERE external_id = $1 FOR UPDATE"
+            ))
+            .bind(external_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            match existing {
+                Some(document) if document.content_sha256 == new.content_sha256 => {
+                    (document, Outcome::Unchanged)
+                }
+                Some(document) => {
+                    let updated: Document = sqlx::query_as(concat!("UPDATE documents SET content_sha256 = $2, content_type = $3, byte_size = $4, \
+                         title = coalesce($5, title), metadata = $6, version = version + 1, status = 'pending', \
+                         error = NULL, updated_at = now() WHERE id = $1 RETURNING ", document_columns!()))
+                    .bind(document.id)
+                    .bind(&new.content_sha256)
+                    .bind(&new.content_type)
+                    .bind(new.byte_size)
+                    .bind(&new.title)
+                    .bind(&new.metadata)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    queue_ingest(tx, updated.id).await?;
+                    (updated, Outcome::NewVersion)
+                }
+                None => (insert(tx, new).await?, Outcome::Created),
+            }
+        }
+        None => {
+            let existing: Option<Document> = sqlx::query_as(concat!(
+                "SELECT ",
+                document_columns!(),
+                " FROM documents WHERE content_sha256 = $1 AND external_id IS NULL"
+            ))
+            .bind(&new.content_sha256)
+            .fetch_optional(&mut **tx)
+            .await?;
+            match existing {
+                Some(document) => (document, Outcome::Unchanged),
+                None => (insert(tx, new).await?, Outcome::Created),
+            }
+        }
+    };
+    Ok(result)
+}
+
+async fn insert(tx: &mut Transaction<'_, Postgres>, new: &NewDocument) -> Result<Document, StoreError> {
+    let document: Document = sqlx::query_as(concat!("INSERT INTO documents (id, external_id, title, metadata, content_sha256, content_type, byte_size, status) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending') RETURNING ", document_columns!()))
+    .bind(Uuid::now_v7())
+    .bind(&new.external_id)
+    .bind(&new.title)
+    .bind(&new.metadata)
+    .bind(&new.content_sha256)
+    .bind(&new.content_type)
+    .bind(new.byte_size)
+    .fetch_one(&mut **tx)
+    .await?;
+    queue_ingest(tx, document.id).await?;
+    Ok(document)
+}
+
+/// Queues (or re-arms) the document's ingest job. Re-arming resets the attempt counter, which is also the claim's
+/// fencing token: a worker still busy with the previous version can no longer commit.
+async fn queue_ingest(tx: &mut Transaction<'_, Postgres>, document: Uuid) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO jobs (kind, document_id) VALUES ('ingest', $1) \
+         ON CONFLICT (document_id, kind, coalesce(space_id, 0)) DO UPDATE \
+         SET attempts = 0, run_after = now(), claimed_until = NULL, claim_token = NULL, last_error = NULL",
+    )
+    .bind(document)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Document>, StoreError> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        document_columns!(),
+        " FROM documents WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<String>,
+    pub metadata: Option<Value>,
+    /// Continue after this (created_at, id) position.
+    pub after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<Document>, StoreError> {
+    let (after_time, after_id) = filter.after.unzip();
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        document_columns!(),
+        " FROM documents \
+         WHERE ($1::text IS NULL OR status = $1) AND ($2::jsonb IS NULL OR metadata @> $2) \
+           AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4)) \
+         ORDER BY created_at, id LIMIT $5"
+    ))
+    .bind(&filter.status)
+    .bind(&filter.metadata)
+    .bind(after_time)
+    .bind(after_id)
+    .bind(filter.limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Deletes the document (its chunks, vectors and jobs go with it by cascade) inside the caller's transaction.
+/// Returns the deleted row and whether its bytes are now unreferenced, so the caller may delete the blob.
+pub async fn delete(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+) -> Result<Option<(Document, bool)>, StoreError> {
+    let deleted: Option<Document> = sqlx::query_as(concat!(
+        "DELETE FROM documents WHERE id = $1 RETURNING ",
+        document_columns!()
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(document) = deleted else {
+        return Ok(None);
+    };
+    let shared: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM documents WHERE content_sha256 = $1)")
+            .bind(&document.content_sha256)
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(Some((document, !shared)))
+}
+
+/// Marks the document failed with a reason the user can read.
+pub async fn fail(pool: &PgPool, id: Uuid, reason: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE documents SET status = 'failed', error = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(reason)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Shows that a worker has started on the document.
+pub async fn mark_processing(pool: &PgPool, id: Uuid) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE documents SET status = 'processing', updated_at = now() WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Holds the per-content lock for the rest of the transaction: uploads and deletes of the same bytes take turns,
+/// so a delete never removes a blob that a concurrent upload is about to reference.
+pub async fn lock_content(tx: &mut Transaction<'_, Postgres>, sha256: &str) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(sha256)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
