@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod ingest;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
@@ -41,6 +43,60 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Upload files and directories (recursively); files the server already has are skipped by their sha256.
+    Ingest {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Only files matching this glob (repeatable), e.g. '**/*.md'.
+        #[arg(long)]
+        include: Vec<String>,
+        /// Skip files matching this glob (repeatable).
+        #[arg(long)]
+        exclude: Vec<String>,
+        /// Uploads in flight at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Wait until every uploaded document is processed; exit 1 if any failed.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Search the library: by meaning and by words (hybrid), or --mode vector|keyword.
+    Search {
+        query: String,
+        #[arg(short, long, default_value_t = 5)]
+        k: usize,
+        #[arg(long, default_value = "hybrid")]
+        mode: String,
+        /// Only documents whose metadata contains this JSON object.
+        #[arg(long)]
+        metadata: Option<String>,
+        /// Print the raw JSON response.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List, show or remove documents.
+    Docs {
+        #[command(subcommand)]
+        command: DocsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DocsCommand {
+    /// Documents, oldest first.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One document: status, chunks, error, job progress.
+    Show { id: String },
+    /// Delete documents (their chunks, vectors and originals).
+    Rm {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -51,6 +107,32 @@ async fn main() -> ExitCode {
         Ok(client) => match cli.command {
             Command::Status => status(&client, &base).await,
             Command::Embed { texts, query, json } => embed(&client, &base, texts, query, json).await,
+            Command::Ingest {
+                paths,
+                include,
+                exclude,
+                concurrency,
+                wait,
+            } => {
+                let options = ingest::IngestOptions {
+                    paths,
+                    include,
+                    exclude,
+                    concurrency,
+                    wait,
+                };
+                ingest::run(&client, &base, options)
+                    .await
+                    .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            }
+            Command::Search {
+                query,
+                k,
+                mode,
+                metadata,
+                json,
+            } => search(&client, &base, &query, k, &mode, metadata.as_deref(), json).await,
+            Command::Docs { command } => docs(&client, &base, command).await,
         },
         Err(error) => Err(error),
     };
@@ -188,6 +270,140 @@ async fn embed(
 fn preview(text: &str) -> String {
     let mut short: String = text.chars().take(60).collect();
     if short.len() < text.len() {
+        short.push('…');
+    }
+    short
+}
+
+/// Sends a request and returns its JSON, turning an error answer into hearthd's own message.
+async fn call(request: reqwest::RequestBuilder, base: &str) -> Result<Value> {
+    let response = request.send().await.with_context(|| unreachable(base))?;
+    let status = response.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(refused(response).await);
+    }
+    let body: Value = response
+        .json()
+        .await
+        .context("hearthd did not answer with JSON")?;
+    if !status.is_success() {
+        bail!(
+            "hearthd refused ({status}): {}",
+            body["message"].as_str().unwrap_or("no message")
+        );
+    }
+    Ok(body)
+}
+
+async fn search(
+    client: &reqwest::Client,
+    base: &str,
+    query: &str,
+    k: usize,
+    mode: &str,
+    metadata: Option<&str>,
+    raw: bool,
+) -> Result<ExitCode> {
+    let mut body = json!({ "query": query, "k": k, "mode": mode });
+    if let Some(metadata) = metadata {
+        let metadata: Value = serde_json::from_str(metadata).context("--metadata must be a JSON object")?;
+        body["filter"] = json!({ "metadata": metadata });
+    }
+    let answer = call(client.post(format!("{base}/v1/search")).json(&body), base).await?;
+    if raw {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let hits = answer["hits"].as_array().cloned().unwrap_or_default();
+    if hits.is_empty() {
+        println!("no matches for \"{query}\"");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:>3}  {:>7}  {:<16}  {:<24}  text",
+        "#", "score", "found by", "document"
+    );
+    for (rank, hit) in hits.iter().enumerate() {
+        let by: Vec<&str> = hit["retrievers"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let title = hit["title"].as_str().unwrap_or("(untitled)");
+        let text = hit["text"]
+            .as_str()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        println!(
+            "{:>3}  {:>7.4}  {:<16}  {:<24}  {}",
+            rank + 1,
+            hit["score"].as_f64().unwrap_or_default(),
+            by.join("+"),
+            preview_n(title, 24),
+            preview_n(&text, 70)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn docs(client: &reqwest::Client, base: &str, command: DocsCommand) -> Result<ExitCode> {
+    match command {
+        DocsCommand::List { status, limit } => {
+            let mut cursor: Option<String> = None;
+            let mut shown = 0;
+            println!("{:<36}  {:<10}  {:>6}  title", "id", "status", "chunks");
+            while shown < limit {
+                let page = (limit - shown).min(500).to_string();
+                let mut query = vec![("limit", page)];
+                if let Some(status) = &status {
+                    query.push(("status", status.clone()));
+                }
+                if let Some(cursor) = &cursor {
+                    query.push(("cursor", cursor.clone()));
+                }
+                let answer = call(client.get(format!("{base}/v1/documents")).query(&query), base).await?;
+                for document in answer["documents"].as_array().cloned().unwrap_or_default() {
+                    shown += 1;
+                    println!(
+                        "{:<36}  {:<10}  {:>6}  {}",
+                        document["id"].as_str().unwrap_or_default(),
+                        document["status"].as_str().unwrap_or_default(),
+                        document["chunk_count"],
+                        document["title"].as_str().unwrap_or("(untitled)")
+                    );
+                }
+                match answer["next_cursor"].as_str() {
+                    Some(next) => cursor = Some(next.to_owned()),
+                    None => break,
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DocsCommand::Show { id } => {
+            let answer = call(client.get(format!("{base}/v1/documents/{id}")), base).await?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        DocsCommand::Rm { ids } => {
+            for id in ids {
+                let answer = call(client.delete(format!("{base}/v1/documents/{id}")), base).await?;
+                let what = if answer["deleted"] == true {
+                    "deleted"
+                } else {
+                    "was not there"
+                };
+                println!("{id}: {what}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn preview_n(text: &str, width: usize) -> String {
+    let mut short: String = text.chars().take(width).collect();
+    if text.chars().count() > width {
+        short.pop();
         short.push('…');
     }
     short

@@ -90,6 +90,11 @@ impl TestHearthd {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
+    /// SIGKILL, as a power cut or the OOM killer would: no shutdown code runs.
+    pub fn kill(&mut self) {
+        process::signal_and_wait(&mut self.child, Signal::KILL, Duration::from_secs(5));
+    }
+
     /// SIGTERM and wait; returns whether it exited within the timeout.
     pub fn terminate(&mut self) -> bool {
         process::signal_and_wait(&mut self.child, Signal::TERM, Duration::from_secs(10))

@@ -212,6 +212,8 @@ pub struct ListParams {
     metadata: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
+    /// Only documents with exactly these bytes (lower-case hex sha256).
+    content_sha256: Option<String>,
 }
 
 const STATUSES: [&str; 4] = ["pending", "processing", "ready", "failed"];
@@ -242,6 +244,7 @@ pub async fn list(
         status: params.status,
         metadata,
         after,
+        content_sha256: params.content_sha256,
         limit: limit + 1,
     };
     let mut found = documents::list(state.library.pool()?, &filter)

@@ -50,11 +50,14 @@ impl ApiError {
     }
 
     fn log(&self, status: StatusCode) {
-        if status.is_server_error() {
-            match self {
-                ApiError::Internal(detail) => tracing::error!(%detail, "request failed"),
-                other => tracing::error!(error = %other, "request failed"),
+        match self {
+            ApiError::Internal(detail) => tracing::error!(%detail, "request failed"),
+            other if status == StatusCode::INTERNAL_SERVER_ERROR => {
+                tracing::error!(error = %other, "request failed")
             }
+            // Unavailable for now (starting, database or blob store away): worth a warning, not an alarm.
+            other if status.is_server_error() => tracing::warn!(error = %other, "request refused for now"),
+            _ => {}
         }
     }
 }

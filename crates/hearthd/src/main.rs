@@ -131,8 +131,13 @@ async fn serve(config: Config) -> Result<()> {
             }
         };
         // Either failing stops hearthd at once; a database that is merely not up yet is waited for.
-        let ((), embedder) = tokio::try_join!(migrate_when_reachable(&pool), loaded)?;
-        library.set_schema_ready();
+        let migrated = async {
+            migrate_when_reachable(&pool).await?;
+            // Documents and keyword search work from here on; vector search once the model is in.
+            library.set_schema_ready();
+            Ok(())
+        };
+        let ((), embedder) = tokio::try_join!(migrated, loaded)?;
         tracing::info!(
             model = %embedder.manifest().id,
             dir = %embedder.model_dir().display(),

@@ -1,6 +1,6 @@
 //! `cargo xtask demo`: a private appliance in a temporary directory. First boot mints its secrets, Garage starts
 //! on them and is provisioned by first boot, hearthd serves with the minted API token, then all is stopped.
-//! Grows with hearth: ingest and search join when they land.
+//! hearthd stores originals in that Garage, ingests hearth's own docs and answers searches over them.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -68,13 +68,16 @@ pub fn run() -> Result<()> {
         "Garage provisioning failed",
     )?;
 
-    // What systemd's LoadCredential= gives hearthd: its own copy of the one secret it needs.
+    // What systemd's LoadCredential= gives hearthd: its own copies of the secrets it needs.
     let credentials = appliance.path().join("credentials/hearthd");
     std::fs::create_dir_all(&credentials).context("creating the credentials directory")?;
+    for name in ["api-token", "s3-access-key-id", "s3-secret-key"] {
+        let copy = credentials.join(name);
+        std::fs::copy(secrets.join(name), &copy).with_context(|| format!("passing the {name} credential"))?;
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o400))
+            .with_context(|| format!("restricting the {name} credential"))?;
+    }
     let token_file = credentials.join("api-token");
-    std::fs::copy(secrets.join("api-token"), &token_file).context("passing the api-token credential")?;
-    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o400))
-        .context("restricting the api-token credential")?;
     let mut hearthd = TestHearthd::start(
         &bin_dir.join("hearthd"),
         &database_url,
@@ -83,10 +86,16 @@ pub fn run() -> Result<()> {
             ("CREDENTIALS_DIRECTORY", path_str(&credentials)?),
             // The demo plays a LAN client: even loopback must show the token.
             ("HEARTH_AUTH__TRUST_LOOPBACK", "false"),
+            // Originals go to Garage, with the key first boot minted and provisioned.
+            ("HEARTH_BLOBS__BACKEND", "s3"),
+            ("HEARTH_BLOBS__ENDPOINT", &garage.s3_endpoint),
         ],
     )
     .context("starting hearthd")?;
-    println!("demo: hearthd on {} (bearer token required)", hearthd.url);
+    println!(
+        "demo: hearthd on {} (bearer token required; originals in Garage's 'hearth' bucket)",
+        hearthd.url
+    );
     let outcome = show(&bin_dir, &hearthd.url, &token_file).and_then(|()| {
         println!("demo: `hearth-firstboot status`:");
         run_step(
@@ -155,7 +164,32 @@ fn show(bin_dir: &Path, url: &str, token_file: &Path) -> Result<()> {
     println!("demo: `hearth embed` (on the box, through /v1/embeddings):");
     let mut embed = hearth(&["embed"], true);
     embed.args(TEXTS);
-    run_step(&mut embed, "embedding failed")
+    run_step(&mut embed, "embedding failed")?;
+
+    // A small real corpus: hearth's own documentation.
+    let root = workspace_root();
+    println!("demo: `hearth ingest README.md docs --wait` (hearth's own documentation):");
+    let mut ingest = hearth(&["ingest", "--wait"], true);
+    ingest.arg(root.join("README.md")).arg(root.join("docs"));
+    run_step(&mut ingest, "ingest failed")?;
+    for (query, mode) in [
+        (
+            "how are secrets created when the appliance is switched on for the first time",
+            "hybrid",
+        ),
+        ("what happens when the embedding model changes", "vector"),
+        ("sentinel LoadCredential", "keyword"),
+    ] {
+        println!("demo: `hearth search \"{query}\" --mode {mode}`:");
+        run_step(
+            &mut hearth(&["search", query, "--mode", mode, "-k", "3"], true),
+            "search failed",
+        )?;
+    }
+    println!("demo: running the same ingest again skips everything (resumable by sha256):");
+    let mut again = hearth(&["ingest"], true);
+    again.arg(root.join("README.md")).arg(root.join("docs"));
+    run_step(&mut again, "the second ingest failed")
 }
 
 fn path_str(path: &Path) -> Result<&str> {

@@ -153,6 +153,7 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Document>, StoreError
 pub struct ListFilter {
     pub status: Option<String>,
     pub metadata: Option<Value>,
+    pub content_sha256: Option<String>,
     /// Continue after this (created_at, id) position.
     pub after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
     pub limit: i64,
@@ -166,6 +167,7 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<Document>, S
         " FROM documents \
          WHERE ($1::text IS NULL OR status = $1) AND ($2::jsonb IS NULL OR metadata @> $2) \
            AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4)) \
+           AND ($6::text IS NULL OR content_sha256 = $6) \
          ORDER BY created_at, id LIMIT $5"
     ))
     .bind(&filter.status)
@@ -173,6 +175,7 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<Document>, S
     .bind(after_time)
     .bind(after_id)
     .bind(filter.limit)
+    .bind(&filter.content_sha256)
     .fetch_all(pool)
     .await?)
 }
