@@ -119,7 +119,6 @@ impl Config {
             ("embedding.queue_capacity", e.queue_capacity),
             ("api.max_inputs_per_request", self.api.max_inputs_per_request),
             ("api.max_body_bytes", self.api.max_body_bytes),
-            ("ingest.workers", self.ingest.workers),
             ("ingest.max_document_bytes", self.ingest.max_document_bytes),
             ("ingest.chunking.max_tokens", self.ingest.chunking.max_tokens),
         ];

@@ -27,7 +27,7 @@ use crate::store::{self, StoreError};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct IngestConfig {
-    /// Documents processed at once.
+    /// Documents processed at once; 0 makes this hearthd serve only (another one processes the queue).
     pub workers: usize,
     /// Largest document accepted, in bytes (413 beyond).
     pub max_document_bytes: usize,

@@ -4,8 +4,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::{database_name, ready};
 use hearth_testkit::{TestHearthd, TestPostgres};
 use serde_json::Value;
+
+mod common;
 
 const HEARTHD: &str = env!("CARGO_BIN_EXE_hearthd");
 
@@ -49,22 +52,6 @@ fn long_text() -> String {
             )
         })
         .collect()
-}
-
-fn database_name(url: &str) -> String {
-    let path = url.split('?').next().expect("url");
-    path.rsplit('/').next().expect("name").to_owned()
-}
-
-async fn ready(hearthd: &TestHearthd) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !reqwest::get(format!("{}/readyz", hearthd.url))
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "never ready:\n{}", hearthd.log_text());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn upload(hearthd: &TestHearthd, text: &str) -> String {

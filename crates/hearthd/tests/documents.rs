@@ -389,3 +389,112 @@ async fn bad_input_gets_the_status_that_says_what_to_change() {
         "{settled}"
     );
 }
+
+/// A one-page PDF with a real text layer, written out with correct cross-reference offsets.
+fn pdf_with_text(text: &str) -> Vec<u8> {
+    let content = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+         /Resources << /Font << /F1 5 0 R >> >> >>"
+            .to_owned(),
+        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
+    ];
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, object) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = pdf.len();
+    pdf.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for offset in offsets {
+        pdf.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    pdf.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    pdf
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pdf_text_layer_is_searchable() {
+    let hub = Box::start(&[]).ready().await;
+    let pdf = pdf_with_text("Lighthouses guide the ships home at night");
+    let (status, uploaded) = hub.upload_raw(&pdf, "application/pdf", "?title=Lighthouse").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{uploaded}");
+    let settled = hub.settled(&id(&uploaded)).await;
+    assert_eq!(settled["status"], "ready", "{settled}");
+    let (_, hits) = hub
+        .search(json!({ "query": "lighthouses ships", "mode": "keyword" }))
+        .await;
+    assert_eq!(titles(&hits), ["Lighthouse"], "{hits}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn originals_can_live_in_garage() {
+    use object_store::ObjectStoreExt as _;
+    let garage = hearth_testkit::TestGarage::start().expect("garage");
+    let credentials = tempfile::tempdir().expect("tempdir");
+    for (name, value) in [
+        ("s3-access-key-id", &garage.access_key_id),
+        ("s3-secret-key", &garage.secret_access_key),
+    ] {
+        std::fs::write(credentials.path().join(name), value).expect("write");
+    }
+    let hub = Box::start(&[
+        ("HEARTH_BLOBS__BACKEND", "s3"),
+        ("HEARTH_BLOBS__ENDPOINT", &garage.s3_endpoint),
+        ("HEARTH_BLOBS__BUCKET", &garage.bucket),
+        (
+            "CREDENTIALS_DIRECTORY",
+            credentials.path().to_str().expect("utf-8"),
+        ),
+    ])
+    .ready()
+    .await;
+    let (status, uploaded) = hub
+        .upload_raw(GARAGE.as_bytes(), "text/plain", "?title=Garage")
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{uploaded}");
+    assert_eq!(hub.settled(&id(&uploaded)).await["status"], "ready");
+
+    let bucket = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(&garage.s3_endpoint)
+        .with_region(&garage.region)
+        .with_bucket_name(&garage.bucket)
+        .with_access_key_id(&garage.access_key_id)
+        .with_secret_access_key(&garage.secret_access_key)
+        .with_allow_http(true)
+        .with_virtual_hosted_style_request(false)
+        .build()
+        .expect("s3 client");
+    let sha = uploaded["content_sha256"].as_str().expect("sha").to_owned();
+    let key = object_store::path::Path::from(format!("sha256/{}/{sha}", &sha[..2]));
+    let stored = bucket
+        .get(&key)
+        .await
+        .expect("the original is in Garage")
+        .bytes()
+        .await
+        .expect("bytes");
+    assert_eq!(stored.as_ref(), GARAGE.as_bytes());
+
+    let deleted = hub
+        .http
+        .delete(hub.url(&format!("/v1/documents/{}", id(&uploaded))))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status(), StatusCode::OK);
+    assert!(
+        matches!(bucket.head(&key).await, Err(object_store::Error::NotFound { .. })),
+        "the original is still in Garage"
+    );
+}
