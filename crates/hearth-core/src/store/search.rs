@@ -78,6 +78,17 @@ pub async fn vector(
     Ok(ranked)
 }
 
+/// Whether a query uses web-search syntax ("quoted phrase", -exclusion, OR) and should keep those meanings.
+fn uses_search_syntax(query: &str) -> bool {
+    query.contains('"')
+        || query
+            .split_whitespace()
+            .any(|word| word.starts_with('-') || word == "OR")
+}
+
+/// Keyword search. A query written with web-search syntax means exactly that (`websearch_to_tsquery`); a plain
+/// sentence matches chunks containing any of its words, ranked by how many and how close (`ts_rank_cd`) — requiring
+/// every word of a natural-language question would find almost nothing.
 pub async fn keyword(
     pool: &PgPool,
     query: &str,
@@ -86,7 +97,9 @@ pub async fn keyword(
 ) -> Result<Vec<Ranked>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT c.id AS chunk_id, ts_rank_cd(c.tsv, q)::float8 AS score \
-         FROM chunks c, websearch_to_tsquery('english', $1) q \
+         FROM chunks c, \
+              (SELECT CASE WHEN $5 THEN websearch_to_tsquery('english', $1) \
+                      ELSE replace(plainto_tsquery('english', $1)::text, '&', '|')::tsquery END AS q) query \
          WHERE c.tsv @@ q \
            AND ($2::uuid[] IS NULL OR c.document_id = ANY($2)) \
            AND ($3::jsonb IS NULL OR c.document_id IN (SELECT id FROM documents WHERE metadata @> $3)) \
@@ -97,6 +110,7 @@ pub async fn keyword(
     .bind(&filter.document_ids)
     .bind(&filter.metadata)
     .bind(limit)
+    .bind(uses_search_syntax(query))
     .fetch_all(pool)
     .await?)
 }

@@ -1,4 +1,6 @@
 //! Helpers shared by hearthd's integration tests.
+// Each test binary compiles this module and uses a different subset of it.
+#![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
