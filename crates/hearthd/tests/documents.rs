@@ -498,3 +498,61 @@ async fn originals_can_live_in_garage() {
         "the original is still in Garage"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_concurrent_search_sees_the_old_version_or_the_new_one_never_a_mix() {
+    let hub = Box::start(&[
+        ("HEARTH_INGEST__CHUNKING__MAX_TOKENS", "16"),
+        ("HEARTH_INGEST__CHUNKING__OVERLAP_TOKENS", "0"),
+        ("HEARTH_EMBEDDING__MAX_BATCH_INPUTS", "2"),
+    ])
+    .ready()
+    .await;
+    let version = |word: &str| -> String {
+        (0..60)
+            .map(|i| format!("Paragraph {i} mentions the codeword {word} once.\n\n"))
+            .collect()
+    };
+    let (_, v1) = hub
+        .upload_raw(version("alpha").as_bytes(), "text/plain", "?external_id=mix")
+        .await;
+    assert_eq!(hub.settled(&id(&v1)).await["status"], "ready");
+    let (_, v2) = hub
+        .upload_raw(version("bravo").as_bytes(), "text/plain", "?external_id=mix")
+        .await;
+    assert_eq!(v2["outcome"], "new_version");
+
+    let (mut old_seen, mut new_seen) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, hits) = hub
+            .search(json!({ "query": "alpha OR bravo", "mode": "keyword", "k": 100 }))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{hits}");
+        let texts: Vec<&str> = hits["hits"]
+            .as_array()
+            .expect("hits")
+            .iter()
+            .map(|hit| hit["text"].as_str().expect("text"))
+            .collect();
+        let alpha = texts.iter().filter(|t| t.contains("alpha")).count();
+        let bravo = texts.iter().filter(|t| t.contains("bravo")).count();
+        assert!(
+            alpha == 0 || bravo == 0,
+            "a search saw both versions: {alpha} old and {bravo} new chunks"
+        );
+        assert!(alpha + bravo > 0, "a search saw neither version");
+        if bravo > 0 {
+            new_seen += 1;
+            break;
+        }
+        old_seen += 1;
+        assert!(
+            Instant::now() < deadline,
+            "the new version never became searchable"
+        );
+    }
+    assert!(old_seen > 0, "no search ran while the new version was processed");
+    assert_eq!(new_seen, 1);
+    assert_eq!(hub.settled(&id(&v2)).await["version"], 2);
+}
