@@ -124,6 +124,10 @@ pub async fn upload(
             StatusCode::OK,
             "already stored with the same content: nothing to do",
         ),
+        Outcome::Retried => (
+            StatusCode::ACCEPTED,
+            "this content had failed before; it is queued to be processed again",
+        ),
     };
     let body = json!({
         "id": document.id,

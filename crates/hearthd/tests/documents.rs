@@ -388,6 +388,14 @@ async fn bad_input_gets_the_status_that_says_what_to_change() {
         settled["error"].as_str().expect("error").contains("PDF"),
         "{settled}"
     );
+    // Uploading the same bytes again is the retry: a fresh set of attempts (it fails the same way here).
+    let (status, again) = hub
+        .upload_raw(b"%PDF-1.7 this is not really a pdf", "application/pdf", "")
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+    assert_eq!(again["outcome"], "retried");
+    assert_eq!(again["status"], "pending");
+    assert_eq!(hub.settled(&id(&again)).await["status"], "failed");
 }
 
 /// A one-page PDF with a real text layer, written out with correct cross-reference offsets.

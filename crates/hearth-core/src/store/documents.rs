@@ -51,6 +51,8 @@ pub enum Outcome {
     Unchanged,
     /// New bytes for a known external id: a new version is queued and replaces the old chunks when done.
     NewVersion,
+    /// The same bytes as a document that failed: it is queued again (after a fix, uploading again is the retry).
+    Retried,
 }
 
 /// Records an upload whose blob is already durable, and queues its ingest job, inside the caller's transaction.
@@ -70,7 +72,7 @@ pub async fn accept(
             .await?;
             match existing {
                 Some(document) if document.content_sha256 == new.content_sha256 => {
-                    (document, Outcome::Unchanged)
+                    unchanged_or_retried(tx, document).await?
                 }
                 Some(document) => {
                     let updated: Document = sqlx::query_as(concat!("UPDATE documents SET content_sha256 = $2, content_type = $3, byte_size = $4, \
@@ -100,12 +102,31 @@ pub async fn accept(
             .fetch_optional(&mut **tx)
             .await?;
             match existing {
-                Some(document) => (document, Outcome::Unchanged),
+                Some(document) => unchanged_or_retried(tx, document).await?,
                 None => (insert(tx, new).await?, Outcome::Created),
             }
         }
     };
     Ok(result)
+}
+
+/// Known bytes again: nothing to do, unless the document failed, in which case it gets a fresh set of attempts.
+async fn unchanged_or_retried(
+    tx: &mut Transaction<'_, Postgres>,
+    document: Document,
+) -> Result<(Document, Outcome), StoreError> {
+    if document.status != "failed" {
+        return Ok((document, Outcome::Unchanged));
+    }
+    let retried: Document = sqlx::query_as(concat!(
+        "UPDATE documents SET status = 'pending', error = NULL, updated_at = now() WHERE id = $1 RETURNING ",
+        document_columns!()
+    ))
+    .bind(document.id)
+    .fetch_one(&mut **tx)
+    .await?;
+    queue_ingest(tx, retried.id).await?;
+    Ok((retried, Outcome::Retried))
 }
 
 async fn insert(tx: &mut Transaction<'_, Postgres>, new: &NewDocument) -> Result<Document, StoreError> {
