@@ -418,9 +418,15 @@ impl Library {
                 }
             }
         };
-        let outcome = tokio::select! {
-            outcome = self.process(job, models) => outcome,
+        let prepared = tokio::select! {
+            prepared = self.prepare(job, models) => prepared,
             () = heartbeat => Err(JobError::LostClaim),
+        };
+        // The commit is not raced against the heartbeat: a renewal blocked on the row the commit deletes would win
+        // the race and report a finished job as lost. The claim token checked inside the transaction decides.
+        let outcome = match prepared {
+            Ok(prepared) => self.commit(job, prepared).await,
+            Err(error) => Err(error),
         };
         match outcome {
             Ok(()) => {
@@ -477,17 +483,35 @@ impl Library {
         }
     }
 
-    async fn process(&self, job: &Job, models: &Models) -> Result<(), JobError> {
+    /// The slow part of a job (extract, chunk, embed), which writes nothing that matters and may be abandoned.
+    async fn prepare(&self, job: &Job, models: &Models) -> Result<Prepared, JobError> {
         match job.kind.as_str() {
-            "ingest" => self.ingest(job, models).await,
-            "embed" => self.embed_into_new_space(job, models).await,
+            "ingest" => self.prepare_ingest(job, models).await,
+            "embed" => self.prepare_embedding(job, models).await,
             other => Err(JobError::Permanent(format!("unknown job kind '{other}'"))),
         }
     }
 
-    async fn ingest(&self, job: &Job, models: &Models) -> Result<(), JobError> {
+    /// Writes a prepared result and deletes the job in one transaction, if the job is still this worker's.
+    async fn commit(&self, job: &Job, prepared: Prepared) -> Result<(), JobError> {
+        match prepared {
+            Prepared::Nothing => Ok(()),
+            Prepared::Ingest {
+                content_sha256,
+                chunks,
+                token_counts,
+                spaces,
+            } => {
+                self.commit_ingest(job, &content_sha256, &chunks, &token_counts, &spaces)
+                    .await
+            }
+            Prepared::Embedding(space) => self.commit_embedding(job, &space).await,
+        }
+    }
+
+    async fn prepare_ingest(&self, job: &Job, models: &Models) -> Result<Prepared, JobError> {
         let Some(document) = documents::get(&self.pool, job.document_id).await? else {
-            return Ok(()); // deleted meanwhile; its job went with it
+            return Ok(Prepared::Nothing); // deleted meanwhile; its job went with it
         };
         documents::mark_processing(&self.pool, document.id).await?;
         let content_type =
@@ -538,26 +562,41 @@ impl Library {
                 vectors: embed_all(previous, &texts).await?,
             });
         }
+        Ok(Prepared::Ingest {
+            content_sha256: document.content_sha256,
+            chunks,
+            token_counts,
+            spaces,
+        })
+    }
 
+    async fn commit_ingest(
+        &self,
+        job: &Job,
+        content_sha256: &str,
+        chunks: &[chunk::Chunk],
+        token_counts: &[usize],
+        spaces: &[SpaceVectors],
+    ) -> Result<(), JobError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         if !jobs::finish(&mut tx, job).await? {
             return Err(JobError::LostClaim);
         }
         let current: Option<String> =
             sqlx::query_scalar("SELECT content_sha256 FROM documents WHERE id = $1 FOR UPDATE")
-                .bind(document.id)
+                .bind(job.document_id)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(StoreError::from)?;
-        if current.as_deref() != Some(document.content_sha256.as_str()) {
+        if current.as_deref() != Some(content_sha256) {
             // Replaced or deleted while we worked: the newer version's job does the work.
             return Err(JobError::LostClaim);
         }
-        store::chunks::replace(&mut tx, document.id, &chunks, &token_counts, &spaces).await?;
+        store::chunks::replace(&mut tx, job.document_id, chunks, token_counts, spaces).await?;
         sqlx::query(
             "UPDATE documents SET status = 'ready', error = NULL, chunk_count = $2, updated_at = now() WHERE id = $1",
         )
-        .bind(document.id)
+        .bind(job.document_id)
         .bind(chunks.len() as i32)
         .execute(&mut *tx)
         .await
@@ -566,7 +605,7 @@ impl Library {
         Ok(())
     }
 
-    async fn embed_into_new_space(&self, job: &Job, models: &Models) -> Result<(), JobError> {
+    async fn prepare_embedding(&self, job: &Job, models: &Models) -> Result<Prepared, JobError> {
         if job.space_id != Some(models.spaces.target.id) {
             return Err(JobError::Permanent(
                 "this space is no longer the configured one".into(),
@@ -575,16 +614,18 @@ impl Library {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let texts = store::chunks::texts(&mut tx, job.document_id).await?;
         tx.commit().await.map_err(StoreError::from)?;
-        let vectors = embed_all(&models.target, &texts).await?;
+        Ok(Prepared::Embedding(SpaceVectors {
+            space_id: models.spaces.target.id,
+            vectors: embed_all(&models.target, &texts).await?,
+        }))
+    }
+
+    async fn commit_embedding(&self, job: &Job, space: &SpaceVectors) -> Result<(), JobError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         if !jobs::finish(&mut tx, job).await? {
             return Err(JobError::LostClaim);
         }
-        let space = SpaceVectors {
-            space_id: models.spaces.target.id,
-            vectors,
-        };
-        match store::chunks::add_space(&mut tx, job.document_id, &space).await {
+        match store::chunks::add_space(&mut tx, job.document_id, space).await {
             Ok(()) => {}
             // Re-chunked meanwhile (a new version was ingested into both spaces): nothing left to do here.
             Err(StoreError::Database(sqlx::Error::Protocol(_))) => return Ok(()),
@@ -603,6 +644,19 @@ impl Library {
     pub async fn active_space(&self) -> Result<Option<Space>, LibraryError> {
         Ok(spaces::active(&self.pool).await?)
     }
+}
+
+/// A job's result, computed but not yet written.
+enum Prepared {
+    /// The document was deleted meanwhile: only the job row is left to remove (it went with the document).
+    Nothing,
+    Ingest {
+        content_sha256: String,
+        chunks: Vec<chunk::Chunk>,
+        token_counts: Vec<usize>,
+        spaces: Vec<SpaceVectors>,
+    },
+    Embedding(SpaceVectors),
 }
 
 #[derive(Debug)]
