@@ -282,8 +282,9 @@ impl Library {
             SearchMode::Hybrid => (request.k * 4).max(40),
             _ => request.k,
         } as i64;
-        let vector = match request.mode {
-            SearchMode::Keyword => Vec::new(),
+        // The query is embedded before the snapshot opens, so no transaction waits on the model.
+        let query_vector = match request.mode {
+            SearchMode::Keyword => None,
             SearchMode::Vector | SearchMode::Hybrid => {
                 let models = self.models().ok_or(LibraryError::ModelNotReady)?;
                 if models.spaces.switching() && models.previous.is_none() {
@@ -295,14 +296,20 @@ impl Library {
                 embed.truncate = true;
                 let embedded = models.query_model().embed(embed).await?;
                 let query = embedded.vectors.into_iter().next().unwrap_or_default();
-                let space = &models.spaces.active;
-                retrieval::vector(&self.pool, space, &query, &request.filter, depth).await?
+                Some((models.spaces.active.clone(), query))
+            }
+        };
+        let mut snapshot = retrieval::snapshot(&self.pool).await?;
+        let vector = match &query_vector {
+            None => Vec::new(),
+            Some((space, query)) => {
+                retrieval::vector(&mut snapshot, space, query, &request.filter, depth).await?
             }
         };
         let keyword = match request.mode {
             SearchMode::Vector => Vec::new(),
             SearchMode::Keyword | SearchMode::Hybrid => {
-                retrieval::keyword(&self.pool, &request.query, &request.filter, depth).await?
+                retrieval::keyword(&mut snapshot, &request.query, &request.filter, depth).await?
             }
         };
         // Reciprocal rank fusion; with one retriever it keeps that retriever's order and score.
@@ -325,15 +332,16 @@ impl Library {
         order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         order.truncate(request.k);
         let ids: Vec<i64> = order.iter().map(|(id, ..)| *id).collect();
-        let mut details: HashMap<i64, retrieval::ChunkDetail> = retrieval::details(&self.pool, &ids)
+        let mut details: HashMap<i64, retrieval::ChunkDetail> = retrieval::details(&mut snapshot, &ids)
             .await?
             .into_iter()
             .map(|d| (d.chunk_id, d))
             .collect();
+        snapshot.commit().await.map_err(StoreError::from)?;
         Ok(order
             .into_iter()
             .filter_map(|(id, score, retrievers)| {
-                // A chunk replaced between ranking and now is skipped rather than shown stale.
+                // Same snapshot as the ranking, so every ranked chunk has its details.
                 let detail = details.remove(&id)?;
                 Some(Hit {
                     chunk_id: id,

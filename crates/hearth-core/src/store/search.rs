@@ -3,7 +3,7 @@
 use pgvector::HalfVector;
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{FromRow, PgPool};
+use sqlx::{FromRow, PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::StoreError;
@@ -46,14 +46,22 @@ pub fn vector_sql(space: &Space) -> String {
     )
 }
 
+/// Opens the read-only snapshot one search runs in: every retriever and the details then see the same committed
+/// state, so a version replaced mid-search shows up whole or not at all, never as a mix or as vanished hits.
+pub async fn snapshot(pool: &PgPool) -> Result<Transaction<'static, Postgres>, StoreError> {
+    Ok(pool
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await?)
+}
+
+/// Vector kNN in a space. Run inside [`snapshot`]: the HNSW settings are `SET LOCAL` to that transaction.
 pub async fn vector(
-    pool: &PgPool,
+    tx: &mut PgConnection,
     space: &Space,
     query: &[f32],
     filter: &SearchFilter,
     limit: i64,
 ) -> Result<Vec<Ranked>, StoreError> {
-    let mut tx = pool.begin().await?;
     // Candidates examined; more than k so the top k are good.
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "SET LOCAL hnsw.ef_search = {}",
@@ -74,7 +82,6 @@ pub async fn vector(
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-    tx.commit().await?;
     Ok(ranked)
 }
 
@@ -90,7 +97,7 @@ fn uses_search_syntax(query: &str) -> bool {
 /// sentence matches chunks containing any of its words, ranked by how many and how close (`ts_rank_cd`) — requiring
 /// every word of a natural-language question would find almost nothing.
 pub async fn keyword(
-    pool: &PgPool,
+    tx: &mut PgConnection,
     query: &str,
     filter: &SearchFilter,
     limit: i64,
@@ -111,7 +118,7 @@ pub async fn keyword(
     .bind(&filter.metadata)
     .bind(limit)
     .bind(uses_search_syntax(query))
-    .fetch_all(pool)
+    .fetch_all(tx)
     .await?)
 }
 
@@ -129,13 +136,13 @@ pub struct ChunkDetail {
     pub external_id: Option<String>,
 }
 
-pub async fn details(pool: &PgPool, chunk_ids: &[i64]) -> Result<Vec<ChunkDetail>, StoreError> {
+pub async fn details(tx: &mut PgConnection, chunk_ids: &[i64]) -> Result<Vec<ChunkDetail>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT c.id AS chunk_id, c.document_id, c.ordinal, c.text, c.char_start, c.char_end, \
                 d.title, d.metadata, d.external_id \
          FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ANY($1)",
     )
     .bind(chunk_ids)
-    .fetch_all(pool)
+    .fetch_all(tx)
     .await?)
 }
