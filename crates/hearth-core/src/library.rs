@@ -192,7 +192,11 @@ impl Library {
         target: Embedder,
         previous: Option<Embedder>,
     ) -> Result<Spaces, LibraryError> {
-        let spaces = spaces::ensure(&self.pool, &space_key(&target)).await?;
+        let mut spaces = spaces::ensure(&self.pool, &space_key(&target)).await?;
+        // With nothing to re-embed (an empty library) no job would ever complete the switch: do it now.
+        if spaces.switching() && spaces::activate_if_complete(&self.pool, &spaces.target).await? {
+            spaces.active = spaces.target.clone();
+        }
         let previous = previous.filter(|_| spaces.switching());
         self.models.send_replace(Some(Models {
             target,

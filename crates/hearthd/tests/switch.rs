@@ -148,3 +148,28 @@ async fn search_answers_throughout_a_model_switch_and_then_from_the_new_space() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_library_switches_at_once() {
+    let postgres = TestPostgres::start().expect("postgres");
+    let url = postgres.create_database().expect("database");
+    let database = database_name(&url);
+    let mut first = TestHearthd::start(Path::new(HEARTHD), &url, &[]).expect("hearthd");
+    ready(&first).await;
+    assert!(first.terminate());
+    let renamed = renamed_model();
+    let model_dir = renamed.path().display().to_string();
+    let second = TestHearthd::start(
+        Path::new(HEARTHD),
+        &url,
+        &[("HEARTH_EMBEDDING__MODEL_DIR", &model_dir)],
+    )
+    .expect("hearthd with the new model");
+    ready(&second).await;
+    assert_eq!(
+        spaces(&postgres, &database),
+        "sentence-transformers/all-MiniLM-L6-v2:retired:0 hearth-test/minilm-renamed:active:0"
+    );
+    let hits = search(&second, "anything").await;
+    assert_eq!(hits["hits"], json!([]));
+}
