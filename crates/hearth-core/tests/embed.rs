@@ -104,8 +104,9 @@ async fn vectors_match_an_independent_onnxruntime_reference() {
 }
 
 #[tokio::test]
-async fn a_query_waits_for_at_most_the_batch_in_flight() {
+async fn without_a_query_lane_a_query_waits_for_at_most_the_batch_in_flight() {
     let mut config = config();
+    config.query_lane_threads = 0;
     config.max_batch_inputs = 16;
     let embedder = load(&config);
     let chunks: Vec<String> = (0..1000)
@@ -134,6 +135,34 @@ async fn a_query_waits_for_at_most_the_batch_in_flight() {
     assert!(
         done.last_batch > answered.last_batch,
         "the ingest backlog did not outlast the query"
+    );
+}
+
+#[tokio::test]
+async fn the_query_lane_answers_while_an_ingest_batch_is_still_running() {
+    let mut config = config();
+    config.query_lane_threads = 1;
+    config.max_batch_inputs = 64;
+    config.max_batch_tokens = 64 * 256;
+    let embedder = load(&config);
+    // One batch of 64 long inputs: it runs for a second or more; a one-line query takes milliseconds.
+    let chunks: Vec<String> = (0..64)
+        .map(|i| format!("{i} {}", "harvest weather markets ".repeat(40)))
+        .collect();
+    let ingest = embedder
+        .submit(EmbedRequest::new(chunks, InputKind::Document, Priority::Ingest))
+        .expect("64 chunks queue");
+    while embedder.batches_started() < 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let query = EmbedRequest::new(vec!["harvest weather".into()], InputKind::Query, Priority::Query);
+    let answered = embedder.embed(query).await.expect("query");
+    assert_eq!(answered.last_batch, 2, "the query ran in its own batch");
+    // Without the lane the query would start only after the ingest batch, whose request would be answered by now.
+    let ingest_done = tokio::time::timeout(std::time::Duration::ZERO, ingest.wait()).await;
+    assert!(
+        ingest_done.is_err(),
+        "the ingest batch in flight when the query arrived finished first"
     );
 }
 

@@ -1,4 +1,5 @@
-//! The scheduler: bounded priority queues, token-budget batches, one thread owning the session.
+//! The scheduler: bounded priority queues, token-budget batches, one thread per session (the main lane serves
+//! every class, the optional query lane only search queries).
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -60,6 +61,11 @@ pub struct EmbedderConfig {
     pub onnxruntime: Option<PathBuf>,
     /// onnxruntime intra-op threads; 0 means one per available core.
     pub intra_threads: usize,
+    /// Threads of the query lane: a second session of the same model that embeds only search queries, so a
+    /// query never waits behind an ingest batch (which can take a second or more). 0 turns the lane off and
+    /// saves the second copy of the model in memory; queries then go first in the one queue, but wait for the
+    /// batch in progress.
+    pub query_lane_threads: usize,
     /// Most padded tokens (inputs × longest input) in one batch.
     pub max_batch_tokens: usize,
     /// Most inputs in one batch.
@@ -74,6 +80,7 @@ impl EmbedderConfig {
             model_dir,
             onnxruntime: None,
             intra_threads: 0,
+            query_lane_threads: 1,
             max_batch_tokens: 8192,
             max_batch_inputs: 64,
             queue_capacity: 4096,
@@ -154,7 +161,7 @@ impl Pending {
     }
 }
 
-/// A handle to the embedding engine; clones share it. The scheduler thread stops when the last handle drops.
+/// A handle to the embedding engine; clones share it. The scheduler threads stop when the last handle drops.
 #[derive(Clone)]
 pub struct Embedder {
     inner: Arc<Inner>,
@@ -174,15 +181,34 @@ struct Inner {
     model: VerifiedModel,
     counter: tokenizers::Tokenizer,
     onnxruntime: PathBuf,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.shared.lock().shutdown = true;
         self.shared.wake.notify_all();
-        if let Some(thread) = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for thread in threads {
             let _ = thread.join();
+        }
+    }
+}
+
+/// Which classes a scheduler thread serves.
+#[derive(Debug, Clone, Copy)]
+enum Lane {
+    /// Every class, most urgent first.
+    All,
+    /// Search queries only, on their own session.
+    Queries,
+}
+
+impl Lane {
+    fn classes(self) -> &'static [Priority] {
+        match self {
+            Lane::All => &Priority::ALL,
+            Lane::Queries => &[Priority::Query],
         }
     }
 }
@@ -264,8 +290,8 @@ impl RequestState {
 }
 
 impl Embedder {
-    /// Verifies the model files, loads onnxruntime and the model, and starts the scheduler thread. Blocking: call
-    /// it from a blocking context.
+    /// Verifies the model files, loads onnxruntime and the model (twice with a query lane), and starts the
+    /// scheduler threads. Blocking: call it from a blocking context.
     pub fn load(config: &EmbedderConfig, metrics: EmbedMetrics) -> Result<Self, EmbedError> {
         let threads = match config.intra_threads {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
@@ -274,9 +300,15 @@ impl Embedder {
         let LoadedModel {
             model,
             session,
+            query_session,
             counter,
             onnxruntime,
-        } = session::load(&config.model_dir, config.onnxruntime.as_deref(), threads)?;
+        } = session::load(
+            &config.model_dir,
+            config.onnxruntime.as_deref(),
+            threads,
+            config.query_lane_threads,
+        )?;
         let shared = Arc::new(Shared {
             queues: Mutex::new(Queues::default()),
             wake: Condvar::new(),
@@ -287,20 +319,34 @@ impl Embedder {
             queue_capacity: config.queue_capacity.max(1),
         });
         let quantized = model.manifest.quantization == Quantization::DynamicInt8;
-        let thread = std::thread::Builder::new()
-            .name("hearth-embed".into())
-            .spawn({
-                let shared = Arc::clone(&shared);
-                move || run_scheduler(&shared, session, quantized)
-            })
-            .map_err(|e| EmbedError::Inference(format!("cannot start the scheduler thread: {e}")))?;
+        let lanes = std::iter::once((Lane::All, session, "hearth-embed"))
+            .chain(query_session.map(|session| (Lane::Queries, session, "hearth-embed-query")));
+        let mut handles = Vec::new();
+        for (lane, session, name) in lanes {
+            let lane_shared = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || run_scheduler(&lane_shared, session, quantized, lane));
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(error) => {
+                    // Stop the lanes already running before reporting.
+                    shared.lock().shutdown = true;
+                    shared.wake.notify_all();
+                    handles.into_iter().for_each(|h| drop(h.join()));
+                    return Err(EmbedError::Inference(format!(
+                        "cannot start the scheduler thread: {error}"
+                    )));
+                }
+            }
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 shared,
                 model,
                 counter,
                 onnxruntime,
-                thread: Mutex::new(Some(thread)),
+                threads: Mutex::new(handles),
             }),
         })
     }
@@ -456,7 +502,8 @@ impl Embedder {
             queues.classes[class.slot()].extend(items);
             set_depth_gauges(shared, &queues);
         }
-        shared.wake.notify_one();
+        // Every lane waits on this: the one that can serve the new inputs must wake.
+        shared.wake.notify_all();
         Ok(Pending {
             reply: receiver,
             dimensions,
@@ -481,8 +528,8 @@ fn set_depth_gauges(shared: &Shared, queues: &Queues) {
     }
 }
 
-fn run_scheduler(shared: &Shared, mut session: TextEmbedding, quantized: bool) {
-    while let Some((class, batch)) = next_batch(shared) {
+fn run_scheduler(shared: &Shared, mut session: TextEmbedding, quantized: bool, lane: Lane) {
+    while let Some((class, batch)) = next_batch(shared, lane) {
         let sequence = shared.batches_started.fetch_add(1, Ordering::SeqCst) + 1;
         let metrics = &shared.metrics;
         let label = ClassLabel { class: class.label() };
@@ -534,11 +581,11 @@ fn run_scheduler(shared: &Shared, mut session: TextEmbedding, quantized: bool) {
     }
 }
 
-/// Blocks until there is work (or shutdown), then takes one batch from the most urgent class.
-fn next_batch(shared: &Shared) -> Option<(Priority, Vec<Item>)> {
+/// Blocks until there is work for this lane (or shutdown), then takes one batch from its most urgent class.
+fn next_batch(shared: &Shared, lane: Lane) -> Option<(Priority, Vec<Item>)> {
     let mut queues = shared.lock();
     loop {
-        for class in Priority::ALL {
+        for &class in lane.classes() {
             let queue = &mut queues.classes[class.slot()];
             let before = queue.len();
             queue.retain(|item| !item.request.abandoned());

@@ -46,19 +46,23 @@ pub fn onnxruntime_environment(path: &Path) -> Result<ort::environment::Environm
     }
 }
 
-/// A loaded model: the session, and a copy of its tokenizer without truncation or padding, for exact counts.
+/// A loaded model: the session, the query lane's own session when asked for, and a copy of its tokenizer
+/// without truncation or padding, for exact counts.
 pub(crate) struct LoadedModel {
     pub(crate) model: VerifiedModel,
     pub(crate) session: TextEmbedding,
+    pub(crate) query_session: Option<TextEmbedding>,
     pub(crate) counter: tokenizers::Tokenizer,
     pub(crate) onnxruntime: PathBuf,
 }
 
-/// Verifies the model files first (a damaged model is the more useful error), then loads onnxruntime and the model.
+/// Verifies the model files first (a damaged model is the more useful error), then loads onnxruntime and the model:
+/// one session with `intra_threads`, and a second with `query_threads` unless that is 0.
 pub(crate) fn load(
     model_dir: &Path,
     onnxruntime: Option<&Path>,
     intra_threads: usize,
+    query_threads: usize,
 ) -> Result<LoadedModel, EmbedError> {
     let model = VerifiedModel::open(model_dir)?;
     let onnxruntime = resolve_onnxruntime(onnxruntime)?;
@@ -71,30 +75,45 @@ pub(crate) fn load(
         std::fs::read(model.file(name)).map_err(|e| session_error(format!("reading {name}: {e}")))
     };
     let manifest: &ModelManifest = &model.manifest;
-    let user_model = UserDefinedEmbeddingModel::new(
+    let files = [
         read("model.onnx")?,
-        TokenizerFiles {
-            tokenizer_file: read("tokenizer.json")?,
-            config_file: read("config.json")?,
-            special_tokens_map_file: read("special_tokens_map.json")?,
-            tokenizer_config_file: read("tokenizer_config.json")?,
-        },
-    )
-    .with_pooling(match manifest.pooling {
-        Pooling::Mean => fastembed::Pooling::Mean,
-        Pooling::Cls => fastembed::Pooling::Cls,
-    })
-    .with_quantization(match manifest.quantization {
-        Quantization::None => fastembed::QuantizationMode::None,
-        Quantization::DynamicInt8 => fastembed::QuantizationMode::Dynamic,
-    });
-    let options = InitOptionsUserDefined::new()
-        .with_environment(environment)
-        .with_max_length(manifest.max_tokens)
-        .with_intra_threads(intra_threads)
-        .with_session_config("session.intra_op.allow_spinning", "0");
-    let session = TextEmbedding::try_new_from_user_defined(user_model, options)
-        .map_err(|e| session_error(e.to_string()))?;
+        read("tokenizer.json")?,
+        read("config.json")?,
+        read("special_tokens_map.json")?,
+        read("tokenizer_config.json")?,
+    ];
+    let open = |threads: usize| {
+        let [onnx, tokenizer, config, special_tokens, tokenizer_config] = files.clone();
+        let user_model = UserDefinedEmbeddingModel::new(
+            onnx,
+            TokenizerFiles {
+                tokenizer_file: tokenizer,
+                config_file: config,
+                special_tokens_map_file: special_tokens,
+                tokenizer_config_file: tokenizer_config,
+            },
+        )
+        .with_pooling(match manifest.pooling {
+            Pooling::Mean => fastembed::Pooling::Mean,
+            Pooling::Cls => fastembed::Pooling::Cls,
+        })
+        .with_quantization(match manifest.quantization {
+            Quantization::None => fastembed::QuantizationMode::None,
+            Quantization::DynamicInt8 => fastembed::QuantizationMode::Dynamic,
+        });
+        let options = InitOptionsUserDefined::new()
+            .with_environment(environment.clone())
+            .with_max_length(manifest.max_tokens)
+            .with_intra_threads(threads)
+            .with_session_config("session.intra_op.allow_spinning", "0");
+        TextEmbedding::try_new_from_user_defined(user_model, options)
+            .map_err(|e| session_error(e.to_string()))
+    };
+    let session = open(intra_threads)?;
+    let query_session = match query_threads {
+        0 => None,
+        n => Some(open(n)?),
+    };
     let mut counter = session.tokenizer.clone();
     counter
         .with_truncation(None)
@@ -103,6 +122,7 @@ pub(crate) fn load(
     Ok(LoadedModel {
         model,
         session,
+        query_session,
         counter,
         onnxruntime,
     })
