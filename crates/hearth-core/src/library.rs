@@ -691,7 +691,8 @@ impl From<StoreError> for JobError {
     }
 }
 
-fn space_key(embedder: &Embedder) -> spaces::SpaceKey {
+/// The embedding space a loaded model embeds into: its id, dimension and the digest of its files.
+pub fn space_key(embedder: &Embedder) -> spaces::SpaceKey {
     let manifest = embedder.manifest();
     let files: Vec<String> = manifest
         .files

@@ -1,13 +1,17 @@
-//! `cargo xtask bench embed`: builds the benchmark and hearthd in release mode, runs every arm in one process run,
-//! and writes the table into docs/benchmarks.md between its markers.
+//! `cargo xtask bench embed|ingest|search`: builds the benchmarks and hearthd in release mode, runs one benchmark
+//! (every arm in one process run), and writes its section into docs/benchmarks.md between its markers.
 
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::{cargo, deps, run_step, workspace_root};
 
 pub fn run(which: &str) -> Result<()> {
-    if which != "embed" {
-        bail!("unknown benchmark '{which}': the benchmarks are: embed");
+    const BENCHMARKS: [&str; 3] = ["embed", "ingest", "search"];
+    if !BENCHMARKS.contains(&which) {
+        bail!(
+            "unknown benchmark '{which}': the benchmarks are: {}",
+            BENCHMARKS.join(", ")
+        );
     }
     let installed = deps::install(deps::Groups::BENCH)?;
     let deps = installed
@@ -35,25 +39,27 @@ pub fn run(which: &str) -> Result<()> {
         .unwrap_or_else(|| workspace_root().join("target"))
         .join("release");
     let report = tempfile::NamedTempFile::new()?;
-    run_step(
-        std::process::Command::new(target.join("hearth-bench"))
-            .arg("--model-dir")
-            .arg(&deps.test_model_dir)
-            .arg("--onnxruntime")
-            .arg(&deps.ort_dylib)
-            .arg("--hearthd")
-            .arg(target.join("hearthd"))
-            .args(["--python", python])
-            .arg("--out")
-            .arg(report.path()),
-        "the benchmark failed",
-    )?;
+    let mut bench = std::process::Command::new(target.join("hearth-bench"));
+    bench
+        .arg(which)
+        .arg("--model-dir")
+        .arg(&deps.test_model_dir)
+        .arg("--onnxruntime")
+        .arg(&deps.ort_dylib)
+        .arg("--hearthd")
+        .arg(target.join("hearthd"))
+        .arg("--out")
+        .arg(report.path());
+    if which == "embed" {
+        bench.args(["--python", python]);
+    }
+    run_step(&mut bench, "the benchmark failed")?;
     let section = std::fs::read_to_string(report.path())?;
     let path = workspace_root().join("docs/benchmarks.md");
     let doc = std::fs::read_to_string(&path).unwrap_or_default();
-    std::fs::write(&path, replace_section(&doc, "embed", &section))
+    std::fs::write(&path, replace_section(&doc, which, &section))
         .with_context(|| format!("writing {}", path.display()))?;
-    println!("bench: wrote the embed section of {}", path.display());
+    println!("bench: wrote the {which} section of {}", path.display());
     Ok(())
 }
 

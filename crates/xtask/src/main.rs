@@ -37,7 +37,7 @@ enum Command {
     },
     /// Start private PostgreSQL and Garage, run hearthd against them, show what it serves, stop everything.
     Demo,
-    /// Run a benchmark (`embed`) and write its table into docs/benchmarks.md.
+    /// Run a benchmark (`embed`, `ingest` or `search`) and write its section into docs/benchmarks.md.
     Bench {
         #[arg(default_value = "embed")]
         which: String,
