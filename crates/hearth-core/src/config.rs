@@ -106,9 +106,17 @@ impl Config {
         let config: Config = figment
             .merge(env)
             .extract()
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            .map_err(|e| ConfigError::Invalid(describe(e)))?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The effective configuration as TOML, for `hearthd print-config`. The file holds no secrets (they are files),
+    /// except a password someone put in `database.url`: that is replaced.
+    pub fn to_redacted_toml(&self) -> Result<String, ConfigError> {
+        let mut shown = self.clone();
+        shown.database.url = redact_url_password(&shown.database.url);
+        toml::to_string(&shown).map_err(|e| ConfigError::Invalid(format!("rendering the configuration: {e}")))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -156,6 +164,78 @@ impl Config {
     }
 }
 
+/// figment's errors, except that an unknown key is named in full with where it came from and the nearest known key
+/// (or, when nothing is near, every key allowed there).
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|error| match &error.kind {
+            figment::error::Kind::UnknownField(field, expected) => {
+                let mut parent = error.path.clone();
+                if parent.last() == Some(field) {
+                    parent.pop();
+                }
+                let full = |key: &str| {
+                    parent
+                        .iter()
+                        .map(String::as_str)
+                        .chain([key])
+                        .collect::<Vec<_>>()
+                        .join(".")
+                };
+                let origin = error
+                    .metadata
+                    .as_ref()
+                    .map(|m| match &m.source {
+                        Some(source) => format!(" (from {source}, {})", m.name),
+                        None => format!(" (from {})", m.name),
+                    })
+                    .unwrap_or_default();
+                let hint = match nearest(field, expected) {
+                    Some(known) => format!("did you mean `{}`?", full(known)),
+                    None => format!(
+                        "the keys here are {}",
+                        expected
+                            .iter()
+                            .map(|k| format!("`{}`", full(k)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                format!("unknown key `{}`{origin}: {hint}", full(field))
+            }
+            _ => error.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The known key closest to a mistyped one, if it is close enough to be the likely intent.
+fn nearest<'a>(typed: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|key| (strsim::levenshtein(typed, key), *key))
+        .filter(|(distance, key)| *distance <= (key.len() / 3).max(2))
+        .min()
+        .map(|(_, key)| key)
+}
+
+/// `scheme://user:password@host/…` with the password replaced; anything else unchanged.
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}:REDACTED@{host}{tail}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,8 +278,52 @@ mod tests {
     #[test]
     fn unknown_keys_and_impossible_limits_are_refused() {
         let err = load("[embedding]\nmodel_dri = \"/x\"\n", &[]).expect_err("typo");
-        assert!(err.to_string().contains("model_dri"), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("unknown key `embedding.model_dri`")
+                && message.contains("hearth.toml")
+                && message.contains("did you mean `embedding.model_dir`?"),
+            "{message}"
+        );
+        let err = load("", &[("HEARTH_INGEST__WORKRES", "3")]).expect_err("typo in the environment");
+        let message = err.to_string();
+        assert!(
+            message.contains("unknown key `ingest.workres`")
+                && message.contains("did you mean `ingest.workers`?"),
+            "{message}"
+        );
+        let err = load("colour = \"blue\"\n", &[]).expect_err("nothing near");
+        let message = err.to_string();
+        assert!(
+            message.contains("unknown key `colour`")
+                && message.contains("the keys here are `listen`, `database`"),
+            "{message}"
+        );
         let err = load("[embedding]\nqueue_capacity = 10\n", &[]).expect_err("limits");
         assert!(err.to_string().contains("queue_capacity"), "{err}");
+    }
+
+    #[test]
+    fn the_printed_config_hides_a_database_password_and_reads_back() {
+        let config = load(
+            "[database]\nurl = \"postgres://hearth:s3cret@db.lan:5432/hearth?sslmode=require\"\n",
+            &[],
+        )
+        .expect("valid");
+        let printed = config.to_redacted_toml().expect("renders");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(
+            printed.contains("postgres://hearth:REDACTED@db.lan:5432/hearth?sslmode=require"),
+            "{printed}"
+        );
+        let reread = load(&printed, &[]).expect("the printed config is valid input");
+        assert_eq!(
+            reread.embedding.max_batch_tokens,
+            config.embedding.max_batch_tokens
+        );
+        assert_eq!(
+            redact_url_password("postgres:///hearth?host=/run/postgresql"),
+            "postgres:///hearth?host=/run/postgresql"
+        );
     }
 }

@@ -42,6 +42,9 @@ enum Command {
     /// Validate the configuration (file + environment, token files included) without touching the network or the
     /// database, and exit non-zero with the reason.
     CheckConfig,
+    /// Print the effective configuration (defaults, file and environment merged) as TOML, a database password
+    /// redacted.
+    PrintConfig,
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,10 @@ fn main() -> ExitCode {
                 let auth = load_auth(&config)?;
                 check_bind_policy(&config, &auth.tokens)?;
                 tracing::info!(tokens = ?auth.tokens.fingerprints(), "configuration is valid");
+                Ok(())
+            }
+            Command::PrintConfig => {
+                print!("{}", config.to_redacted_toml()?);
                 Ok(())
             }
             Command::Serve => tokio::runtime::Builder::new_multi_thread()
