@@ -97,7 +97,8 @@ async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
-/// Ready when the database answers with pgvector and the model is loaded; otherwise 503 naming what is missing.
+/// Ready when the database answers with pgvector at the current schema, the blob store takes a write, read and
+/// delete, and the model is loaded; otherwise 503 with the same JSON naming what is missing.
 async fn readyz(State(state): State<AppState>) -> Response {
     let probe = sqlx::query_as::<_, (String, Option<String>)>(
         "SELECT current_setting('server_version'), \
@@ -133,11 +134,22 @@ async fn readyz(State(state): State<AppState>) -> Response {
         ),
         Err(_) => (json!({ "status": "unknown" }), false),
     };
+    let store = state.library.blobs();
+    let (blobs, blobs_ok) = match store.probe().await {
+        Ok(()) => (json!({ "status": "ready", "store": store.describe() }), true),
+        Err(error) => {
+            tracing::warn!(%error, "the blob store probe failed");
+            (
+                json!({ "status": "failed", "store": store.describe(), "error": error.to_string() }),
+                false,
+            )
+        }
+    };
     let queue = match state.library.queue_depth().await {
         Ok((depth, oldest)) => json!({ "depth": depth, "oldest_seconds": oldest }),
         Err(_) => Value::Null,
     };
-    let ready = database_ok && schema_ok && model_ok;
+    let ready = database_ok && schema_ok && blobs_ok && model_ok;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -147,6 +159,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         "status": if ready { "ready" } else { "not_ready" },
         "database": database,
         "schema": schema,
+        "blobs": blobs,
         "model": model,
         "queue": queue,
     });

@@ -48,6 +48,25 @@ async fn readyz_reports_database_and_model_and_503_when_the_database_is_down() {
         "{ready}"
     );
     assert_eq!(ready["model"]["dims"], 384);
+    assert_eq!(ready["blobs"]["status"], "ready", "{ready}");
+
+    // A blob store that cannot take a write makes hearthd not ready, saying so; it recovers when fixed.
+    std::fs::remove_dir_all(&hearthd.blob_dir).expect("remove the blob directory");
+    std::fs::write(&hearthd.blob_dir, b"not a directory").expect("a file in its place");
+    let broken = reqwest::get(format!("{}/readyz", hearthd.url))
+        .await
+        .expect("readyz");
+    assert_eq!(broken.status(), 503);
+    let body: Value = broken.json().await.expect("json");
+    assert_eq!(body["blobs"]["status"], "failed", "{body}");
+    assert!(
+        body["blobs"]["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+    assert_eq!(body["database"]["pgvector"], ready["database"]["pgvector"]);
+    std::fs::remove_file(&hearthd.blob_dir).expect("remove the file");
+    std::fs::create_dir(&hearthd.blob_dir).expect("the directory again");
+    assert_eq!(wait_ready(&hearthd).await["blobs"]["status"], "ready");
 
     postgres.stop().expect("stop postgres");
     let down = reqwest::get(format!("{}/readyz", hearthd.url))
