@@ -16,6 +16,10 @@ pub enum ApiError {
     BadRequest(String),
     #[error("the request body is larger than {limit} bytes: send less at once")]
     PayloadTooLarge { limit: usize },
+    #[error(
+        "the request headers take {size} bytes; at most {limit} are accepted: send fewer or shorter headers"
+    )]
+    HeadersTooLarge { size: usize, limit: usize },
     #[error("{count} inputs in one request; at most {max} are accepted: split the request")]
     TooManyInputs { count: usize, max: usize },
     #[error("model '{requested}' is not served here; this server has '{served}'")]
@@ -39,6 +43,11 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request", message),
             ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message),
+            ApiError::HeadersTooLarge { .. } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                message,
+            ),
             ApiError::TooManyInputs { .. } => (StatusCode::BAD_REQUEST, "too_many_inputs", message),
             ApiError::ModelNotFound { .. } => (StatusCode::NOT_FOUND, "model_not_found", message),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", message),

@@ -2,8 +2,9 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -90,7 +91,39 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
         .route("/v1/search", post(documents::search))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
+        // Outermost: malformed or oversized headers are refused before authentication looks at them.
+        .layer(axum::middleware::from_fn(check_headers))
         .with_state(state)
+}
+
+/// Largest total size of a request's headers: names, values and their separators.
+const MAX_HEADER_BYTES: usize = 8 * 1024;
+
+/// Refuses headers over [`MAX_HEADER_BYTES`] together (431) and header values with control characters (400).
+/// hyper already rejects most control characters while parsing; this also covers what its parser lets through.
+async fn check_headers(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let size: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        tracing::warn!(size, "refused a request with oversized headers");
+        return ApiError::HeadersTooLarge {
+            size,
+            limit: MAX_HEADER_BYTES,
+        }
+        .into_response();
+    }
+    let control = |byte: &u8| (*byte < 0x20 && *byte != b'\t') || *byte == 0x7f;
+    if let Some((name, _)) = headers
+        .iter()
+        .find(|(_, value)| value.as_bytes().iter().any(control))
+    {
+        return ApiError::BadRequest(format!("header '{name}' contains a control character: remove it"))
+            .into_response();
+    }
+    next.run(request).await
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -82,6 +82,59 @@ async fn readyz_reports_database_and_model_and_503_when_the_database_is_down() {
     assert_eq!(back["status"], "ready", "did not recover by itself");
 }
 
+#[tokio::test]
+async fn oversized_headers_get_431_and_control_characters_400() {
+    // /healthz needs neither the database nor the model.
+    let hearthd =
+        TestHearthd::start(HEARTHD.as_ref(), "postgres:///unused?host=/nonexistent", &[]).expect("hearthd");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client
+        .get(format!("{}/healthz", hearthd.url))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "{}", hearthd.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fine = client
+        .get(format!("{}/healthz", hearthd.url))
+        .header("x-note", "a".repeat(7 * 1024))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(fine.status(), 200);
+    let big = client
+        .get(format!("{}/healthz", hearthd.url))
+        .header("x-note", "a".repeat(9 * 1024))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(big.status(), 431);
+    let body: Value = big.json().await.expect("json");
+    assert_eq!(body["code"], "headers_too_large", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("at most 8192")),
+        "{body}"
+    );
+
+    // reqwest refuses to send a control character, so write the request by hand.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = hearthd.url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: hearth\r\nX-Note: a\x01b\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+}
+
 #[test]
 fn refuses_a_non_loopback_bind() {
     let output = Command::new(HEARTHD)
