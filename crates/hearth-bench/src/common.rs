@@ -60,6 +60,43 @@ pub async fn wait_ready(client: &reqwest::Client, hearthd: &TestHearthd) -> Resu
     }
 }
 
+/// Uploads every text as a `text/plain` document titled `{title}-{index}`, `in_flight` at a time, and fails unless
+/// each one is accepted (202).
+pub async fn upload_all(
+    client: &reqwest::Client,
+    hearthd: &TestHearthd,
+    texts: &[String],
+    title: &str,
+    in_flight: usize,
+) -> Result<()> {
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight));
+    let mut uploads = Vec::new();
+    for (index, text) in texts.iter().enumerate() {
+        let permit = std::sync::Arc::clone(&gate).acquire_owned().await?;
+        let request = client
+            .post(format!("{}/v1/documents?title={title}-{index}", hearthd.url))
+            .header("content-type", "text/plain")
+            .body(text.clone())
+            .send();
+        uploads.push(tokio::spawn(async move {
+            let response = request.await;
+            drop(permit);
+            response
+        }));
+    }
+    for upload in uploads {
+        let response = upload.await??;
+        if response.status() != 202 {
+            bail!(
+                "upload answered {}: {}",
+                response.status(),
+                response.text().await?
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn tokenizer(model_dir: &Path) -> Result<tokenizers::Tokenizer> {
     let mut tokenizer = tokenizers::Tokenizer::from_file(model_dir.join("tokenizer.json"))
         .map_err(|e| anyhow::anyhow!("tokenizer.json: {e}"))?;

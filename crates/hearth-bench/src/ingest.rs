@@ -3,7 +3,6 @@
 //! around the model (HTTP, durable blobs, the job queue, extraction, chunking, PostgreSQL with its HNSW and
 //! full-text indexes) costs.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -120,31 +119,7 @@ async fn ingest_once(args: &Args, url: &str, documents: &[String]) -> Result<(Du
     common::wait_ready(&client, &hearthd).await?;
 
     let started = Instant::now();
-    let gate = Arc::new(tokio::sync::Semaphore::new(args.in_flight));
-    let mut uploads = Vec::new();
-    for (index, text) in documents.iter().enumerate() {
-        let permit = Arc::clone(&gate).acquire_owned().await?;
-        let request = client
-            .post(format!("{}/v1/documents?title=fortunes-{index}", hearthd.url))
-            .header("content-type", "text/plain")
-            .body(text.clone())
-            .send();
-        uploads.push(tokio::spawn(async move {
-            let response = request.await;
-            drop(permit);
-            response
-        }));
-    }
-    for upload in uploads {
-        let response = upload.await??;
-        if response.status() != 202 {
-            bail!(
-                "upload answered {}: {}",
-                response.status(),
-                response.text().await?
-            );
-        }
-    }
+    common::upload_all(&client, &hearthd, documents, "fortunes", args.in_flight).await?;
     loop {
         let ready: Value = client
             .get(format!("{}/readyz", hearthd.url))

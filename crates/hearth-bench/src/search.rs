@@ -3,7 +3,6 @@
 //! hybrid search over HTTP while a bulk ingest keeps the embedder busy, against the same searches idle.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -452,27 +451,7 @@ async fn search_under_ingest(args: &Args, url: &str, queries: &[String]) -> Resu
         .take(args.ingest_documents)
         .map(|group| group.join("\n\n"))
         .collect();
-    let uploads = Arc::new(tokio::sync::Semaphore::new(4));
-    let mut tasks = Vec::new();
-    for (index, text) in documents.iter().enumerate() {
-        let permit = Arc::clone(&uploads).acquire_owned().await?;
-        let request = client
-            .post(format!("{}/v1/documents?title=load-{index}", hearthd.url))
-            .header("content-type", "text/plain")
-            .body(text.clone())
-            .send();
-        tasks.push(tokio::spawn(async move {
-            let response = request.await;
-            drop(permit);
-            response
-        }));
-    }
-    for task in tasks {
-        let response = task.await??;
-        if response.status() != 202 {
-            bail!("upload answered {}", response.status());
-        }
-    }
+    common::upload_all(&client, &hearthd, &documents, "load", 4).await?;
     // Let the workers get going: the embedder is saturated once both have a batch in flight.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut loaded = Vec::new();
