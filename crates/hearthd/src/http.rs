@@ -1,6 +1,7 @@
 //! Router and shared state.
 
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
@@ -21,7 +22,15 @@ use crate::{documents, openai};
 
 #[derive(Clone)]
 pub enum ModelState {
-    Loading,
+    /// Verifying and loading `model` (its manifest id, or the directory) since `since`.
+    Loading {
+        since: Instant,
+        model: String,
+    },
+    /// Loaded and verified, waiting for the database before it can serve.
+    Loaded {
+        model: String,
+    },
     Ready(Embedder),
 }
 
@@ -42,7 +51,12 @@ impl ModelSlot {
     pub fn ready(&self) -> Result<Embedder, ApiError> {
         match self.get() {
             ModelState::Ready(embedder) => Ok(embedder),
-            ModelState::Loading => Err(ApiError::NotReady("the embedding model is still loading".into())),
+            ModelState::Loading { .. } => {
+                Err(ApiError::NotReady("the embedding model is still loading".into()))
+            }
+            ModelState::Loaded { .. } => Err(ApiError::NotReady(
+                "the embedding model is loaded and waits for the database".into(),
+            )),
         }
     }
 }
@@ -58,11 +72,15 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(pool: PgPool, library: Arc<Library>, config: Arc<Config>, registry: Registry) -> Self {
+        let loading = ModelState::Loading {
+            since: Instant::now(),
+            model: config.embedding.model_dir.display().to_string(),
+        };
         Self {
             pool,
             library,
             config,
-            model: ModelSlot(Arc::new(RwLock::new(ModelState::Loading))),
+            model: ModelSlot(Arc::new(RwLock::new(loading))),
             registry: Arc::new(registry),
         }
     }
@@ -155,7 +173,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
             json!({ "status": "ready", "id": embedder.manifest().id, "dims": embedder.manifest().dims }),
             true,
         ),
-        ModelState::Loading => (json!({ "status": "loading" }), false),
+        ModelState::Loading { since, model } => (
+            json!({ "status": "loading", "model": model, "elapsed_seconds": since.elapsed().as_secs() }),
+            false,
+        ),
+        ModelState::Loaded { model } => (
+            json!({ "status": "loaded", "model": model, "waiting_for": "the database" }),
+            false,
+        ),
     };
     let (schema, schema_ok) = match hearth_core::store::schema_version(&state.pool).await {
         Ok((applied, newest)) if applied == Some(newest) && state.library.pool().is_ok() => {

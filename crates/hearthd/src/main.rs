@@ -5,12 +5,13 @@ mod documents;
 mod error;
 mod http;
 mod openai;
+mod systemd;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -23,7 +24,8 @@ use prometheus_client::registry::Registry;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::auth::Auth;
-use crate::http::{AppState, ModelState};
+use crate::http::{AppState, ModelSlot, ModelState};
+use crate::systemd::Notifier;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "hearth's daemon")]
@@ -85,6 +87,26 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<()> {
+    let notifier = Arc::new(Notifier::from_env());
+    if let Some(interval) = systemd::watchdog_interval() {
+        // Pinged from the async runtime, so a wedged runtime stops the pings and systemd restarts hearthd.
+        let notifier = Arc::clone(&notifier);
+        tokio::spawn(async move {
+            loop {
+                notifier.notify("WATCHDOG=1");
+                tokio::time::sleep(interval).await;
+            }
+        });
+    }
+    let outcome = run(config, &notifier).await;
+    match &outcome {
+        Ok(()) => notifier.status("stopped"),
+        Err(error) => notifier.status(&format!("failed: {error:#}")),
+    }
+    outcome
+}
+
+async fn run(config: Config, notifier: &Arc<Notifier>) -> Result<()> {
     let listen = config.listen;
     let auth = Arc::new(load_auth(&config)?);
     check_bind_policy(&config, &auth.tokens)?;
@@ -124,6 +146,20 @@ async fn serve(config: Config) -> Result<()> {
         .collect();
 
     let model_state = state.model.clone();
+    model_state.set(ModelState::Loading {
+        since: Instant::now(),
+        model: model_label(&config.embedding.model_dir),
+    });
+    // The first report goes out before anything else can happen, so systemd always sees what hearthd waits for.
+    if let Some(status) = startup_status(&model_state, &library) {
+        notifier.status(&status);
+    }
+    let reporter = tokio::spawn(report_startup(
+        Arc::clone(notifier),
+        model_state.clone(),
+        Arc::clone(&library),
+    ));
+    let ready_notifier = Arc::clone(notifier);
     let startup = async move {
         let embedder_config = config.embedding.clone();
         let loading = tokio::task::spawn_blocking({
@@ -132,7 +168,12 @@ async fn serve(config: Config) -> Result<()> {
         });
         let loaded = async {
             match loading.await {
-                Ok(Ok(embedder)) => Ok(embedder),
+                Ok(Ok(embedder)) => {
+                    model_state.set(ModelState::Loaded {
+                        model: embedder.manifest().id.clone(),
+                    });
+                    Ok(embedder)
+                }
                 Ok(Err(error)) => Err(anyhow::Error::from(error).context("cannot load the embedding model")),
                 Err(join) => Err(anyhow::anyhow!("model loading panicked: {join}")),
             }
@@ -160,16 +201,24 @@ async fn serve(config: Config) -> Result<()> {
                  space until done"
             );
         }
+        let model_id = embedder.manifest().id.clone();
         model_state.set(ModelState::Ready(embedder));
+        ready_notifier.notify(&format!("READY=1\nSTATUS=serving on {listen} with {model_id}"));
+        tracing::info!("ready");
         std::future::pending::<Result<()>>().await
     };
 
     let app = http::router(state, auth).into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    let stopping = Arc::clone(notifier);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        stopping.notify("STOPPING=1\nSTATUS=stopping: finishing requests, returning jobs to the queue");
+    });
     let outcome = tokio::select! {
         served = server => served.context("HTTP server failed"),
         failed = startup => failed,
     };
+    reporter.abort();
     // Jobs in progress are released to the queue, not lost; bounded so a stuck worker cannot hold up the stop.
     let _ = stop_workers.send(true);
     let stopped = tokio::time::timeout(Duration::from_secs(10), futures_join(workers)).await;
@@ -181,6 +230,38 @@ async fn serve(config: Config) -> Result<()> {
     outcome?;
     tracing::info!("hearthd stopped");
     Ok(())
+}
+
+/// A name for the model being loaded: its manifest id, else the directory (a broken manifest is reported by the
+/// load itself).
+fn model_label(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join(hearth_core::model::MANIFEST_FILE))
+        .ok()
+        .and_then(|text| hearth_core::model::ModelManifest::from_json(dir, &text).ok())
+        .map_or_else(|| dir.display().to_string(), |manifest| manifest.id)
+}
+
+/// What startup is waiting for, for systemd's `STATUS=`; `None` once the model is ready.
+fn startup_status(model: &ModelSlot, library: &Library) -> Option<String> {
+    let mut status = match model.get() {
+        ModelState::Loading { since, model } => {
+            format!("loading model {model} ({} s)", since.elapsed().as_secs())
+        }
+        ModelState::Loaded { model } => format!("model {model} loaded"),
+        ModelState::Ready(_) => return None,
+    };
+    if library.pool().is_err() {
+        status.push_str("; waiting for the database");
+    }
+    Some(status)
+}
+
+/// Repeats [`startup_status`] every second until the model is ready.
+async fn report_startup(notifier: Arc<Notifier>, model: ModelSlot, library: Arc<Library>) {
+    while let Some(status) = startup_status(&model, &library) {
+        notifier.status(&status);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {

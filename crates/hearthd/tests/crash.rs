@@ -168,3 +168,41 @@ async fn postgres_crashing_mid_ingest_delays_the_document_but_loses_nothing() {
     let chunk_count = done["chunk_count"].as_i64().expect("count");
     assert_whole(&postgres, &database_name(&url), &id, chunk_count);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_job_returns_it_to_the_queue_and_the_next_start_completes_it() {
+    let postgres = TestPostgres::start().expect("postgres");
+    let url = postgres.create_database().expect("database");
+    let mut first = TestHearthd::start(Path::new(HEARTHD), &url, &SETTINGS).expect("hearthd");
+    let text = long_text();
+    let id = upload(&first, &text).await;
+    wait_for(&first, &id, "processing", Duration::from_secs(60)).await;
+    assert!(first.terminate(), "hearthd did not stop within 10 s of SIGTERM");
+    assert!(
+        first.log_text().contains("hearthd stopped"),
+        "{}",
+        first.log_text()
+    );
+
+    // Released at once, not left to a lease running out: unclaimed, due now, the reason recorded.
+    let database = database_name(&url);
+    let job = postgres
+        .psql(
+            &database,
+            &format!(
+                "SELECT d.status || ',' || (j.claim_token IS NULL) || ',' || (j.run_after <= now()) || ',' || \
+                 j.last_error FROM documents d JOIN jobs j ON j.document_id = d.id WHERE d.id = '{id}'"
+            ),
+        )
+        .expect("psql");
+    assert_eq!(job.trim(), "processing,true,true,interrupted by shutdown");
+
+    let blob_dir = first.blob_dir.display().to_string();
+    let mut settings = SETTINGS.to_vec();
+    settings.push(("HEARTH_BLOBS__PATH", &blob_dir));
+    let second = TestHearthd::start(Path::new(HEARTHD), &url, &settings).expect("hearthd again");
+    let done = wait_for(&second, &id, "ready", Duration::from_secs(180)).await;
+    let chunk_count = done["chunk_count"].as_i64().expect("count");
+    assert!(chunk_count > 50, "{done}");
+    assert_whole(&postgres, &database, &id, chunk_count);
+}

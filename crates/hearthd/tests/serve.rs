@@ -180,3 +180,147 @@ fn check_config_rejects_an_unknown_key() {
     let log = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
     assert!(log.contains("model_dri"), "{log}");
 }
+
+/// Receives systemd notifications hearthd sends to `socket` until `done` holds for them, or the deadline.
+fn receive_until(
+    socket: &std::os::unix::net::UnixDatagram,
+    messages: &mut Vec<String>,
+    seconds: u64,
+    done: impl Fn(&[String]) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut buffer = [0u8; 4096];
+    while !done(messages) {
+        assert!(Instant::now() < deadline, "notifications so far: {messages:?}");
+        if let Ok(size) = socket.recv(&mut buffer) {
+            messages.push(String::from_utf8_lossy(&buffer[..size]).into_owned());
+        }
+    }
+}
+
+/// The test model plus a large (sparse) file its manifest lists, so verifying it at load takes long enough to be
+/// watched.
+fn slow_loading_model(dir: &std::path::Path) -> std::path::PathBuf {
+    let source = hearth_testkit::Deps::load().expect("deps").test_model_dir;
+    let model = dir.join("model");
+    std::fs::create_dir(&model).expect("model dir");
+    let manifest_path = source.join(hearth_core::model::MANIFEST_FILE);
+    let text = std::fs::read_to_string(&manifest_path).expect("manifest");
+    let mut manifest = hearth_core::model::ModelManifest::from_json(&manifest_path, &text).expect("parse");
+    for file in &manifest.files {
+        std::fs::copy(source.join(&file.path), model.join(&file.path)).expect("copy a model file");
+    }
+    let padding = model.join("padding.bin");
+    std::fs::File::create(&padding)
+        .and_then(|file| file.set_len(768 << 20))
+        .expect("padding");
+    manifest.files.push(hearth_core::model::ModelFile {
+        path: "padding.bin".into(),
+        sha256: hearth_core::digest::sha256_file(&padding).expect("hash"),
+    });
+    std::fs::write(
+        model.join(hearth_core::model::MANIFEST_FILE),
+        serde_json::to_string(&manifest).expect("json"),
+    )
+    .expect("write the manifest");
+    model
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn startup_is_reported_on_readyz_and_to_systemd_then_ready_watchdog_pings_and_stopping() {
+    let mut postgres = TestPostgres::start().expect("postgres");
+    let database_url = postgres.create_database().expect("database");
+    // Down at first, so startup has to wait for it after the model is in.
+    postgres.stop().expect("stop postgres");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = slow_loading_model(dir.path());
+    let socket_path = dir.path().join("notify");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let mut hearthd = TestHearthd::start(
+        HEARTHD.as_ref(),
+        &database_url,
+        &[
+            ("NOTIFY_SOCKET", socket_path.to_str().expect("utf-8 path")),
+            ("WATCHDOG_USEC", "400000"),
+            ("HEARTH_EMBEDDING__MODEL_DIR", model.to_str().expect("utf-8 path")),
+        ],
+    )
+    .expect("hearthd");
+    let readyz = async || {
+        let response = reqwest::get(format!("{}/readyz", hearthd.url))
+            .await
+            .expect("readyz");
+        (response.status(), response.json::<Value>().await.expect("json"))
+    };
+
+    let (status, loading) = readyz().await;
+    assert_eq!(status, 503);
+    assert_eq!(loading["model"]["status"], "loading", "{loading}");
+    assert_eq!(
+        loading["model"]["model"],
+        "sentence-transformers/all-MiniLM-L6-v2"
+    );
+    assert!(loading["model"]["elapsed_seconds"].is_u64(), "{loading}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = readyz().await;
+        assert_eq!(status, 503);
+        if body["model"]["status"] == "loaded" {
+            assert_eq!(body["model"]["waiting_for"], "the database", "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the model never loaded: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut messages = Vec::new();
+    let has = |messages: &[String], line: &str| messages.iter().any(|m| m.lines().any(|l| l == line));
+    receive_until(&socket, &mut messages, 10, |m| {
+        has(
+            m,
+            "STATUS=model sentence-transformers/all-MiniLM-L6-v2 loaded; waiting for the database",
+        )
+    });
+    assert!(
+        !has(&messages, "READY=1"),
+        "ready without a database: {messages:?}"
+    );
+    let first_status = messages
+        .iter()
+        .flat_map(|m| m.lines())
+        .find(|line| line.starts_with("STATUS="))
+        .expect("a STATUS= line");
+    assert!(
+        first_status.starts_with("STATUS=loading model sentence-transformers/all-MiniLM-L6-v2 ("),
+        "{messages:?}"
+    );
+
+    postgres.restart().expect("restart postgres");
+    receive_until(&socket, &mut messages, 60, |m| has(m, "READY=1"));
+    // READY=1 means ready: /readyz agrees at once, without polling.
+    let (status, body) = readyz().await;
+    assert_eq!(status, 200, "READY=1 was sent before /readyz said ready: {body}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("READY=1\nSTATUS=serving on 127.0.0.1:")),
+        "{messages:?}"
+    );
+
+    // Pings every WATCHDOG_USEC / 2 = 200 ms.
+    let pings_before = messages.iter().filter(|m| *m == "WATCHDOG=1").count();
+    receive_until(&socket, &mut messages, 10, |m| {
+        m.iter().filter(|m| *m == "WATCHDOG=1").count() >= pings_before + 3
+    });
+
+    assert!(hearthd.terminate(), "hearthd did not stop within 10 s of SIGTERM");
+    receive_until(&socket, &mut messages, 5, |m| has(m, "STOPPING=1"));
+    assert!(
+        hearthd.log_text().contains("hearthd stopped"),
+        "{}",
+        hearthd.log_text()
+    );
+}
