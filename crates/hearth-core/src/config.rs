@@ -54,6 +54,10 @@ pub struct ApiConfig {
     pub max_inputs_per_request: usize,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// A request still unanswered after this many seconds (body upload included) gets 503 `timeout`.
+    pub request_timeout_seconds: u64,
+    /// Requests served at once; more get 503 `overloaded` at once rather than queueing without bound.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for Config {
@@ -67,6 +71,8 @@ impl Default for Config {
             api: ApiConfig {
                 max_inputs_per_request: 2048,
                 max_body_bytes: 16 * 1024 * 1024,
+                request_timeout_seconds: 300,
+                max_concurrent_requests: 256,
             },
             auth: AuthConfig::default(),
             blobs: BlobConfig::default(),
@@ -127,6 +133,11 @@ impl Config {
             ("embedding.queue_capacity", e.queue_capacity),
             ("api.max_inputs_per_request", self.api.max_inputs_per_request),
             ("api.max_body_bytes", self.api.max_body_bytes),
+            (
+                "api.request_timeout_seconds",
+                self.api.request_timeout_seconds as usize,
+            ),
+            ("api.max_concurrent_requests", self.api.max_concurrent_requests),
             ("ingest.max_document_bytes", self.ingest.max_document_bytes),
             ("ingest.chunking.max_tokens", self.ingest.chunking.max_tokens),
         ];

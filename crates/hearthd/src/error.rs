@@ -26,6 +26,16 @@ pub enum ApiError {
     ModelNotFound { requested: String, served: String },
     #[error("{0}")]
     NotReady(String),
+    #[error(
+        "the request did not complete within {seconds} s (api.request_timeout_seconds): send less at once, or raise \
+         the limit"
+    )]
+    Timeout { seconds: u64 },
+    #[error(
+        "hearthd is already serving {limit} requests (api.max_concurrent_requests): retry shortly, or send fewer \
+         at once"
+    )]
+    Overloaded { limit: usize },
     #[error("{0}")]
     Unauthorized(String),
     #[error(transparent)]
@@ -51,6 +61,8 @@ impl ApiError {
             ApiError::TooManyInputs { .. } => (StatusCode::BAD_REQUEST, "too_many_inputs", message),
             ApiError::ModelNotFound { .. } => (StatusCode::NOT_FOUND, "model_not_found", message),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", message),
+            ApiError::Timeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, "timeout", message),
+            ApiError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", message),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", message),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
             ApiError::Embed(error) => embed_parts(error, message),

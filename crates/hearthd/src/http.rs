@@ -1,7 +1,7 @@
 //! Router and shared state.
 
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
@@ -89,6 +89,7 @@ impl AppState {
 pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
     let body_limit = state.config.api.max_body_bytes;
     let document_limit = state.config.ingest.max_document_bytes;
+    let limits = Arc::clone(&state.config);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -109,9 +110,38 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
         .route("/v1/search", post(documents::search))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
+        // tower's layers, so that one handler turns both limits into hearth's JSON errors.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(
+                    move |error: tower::BoxError| async move { limit_error(&error, &limits) },
+                ))
+                .load_shed()
+                // Global: axum gives each route its own copy of a layer, and the limit is for all of them.
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    state.config.api.max_concurrent_requests,
+                ))
+                .timeout(Duration::from_secs(state.config.api.request_timeout_seconds)),
+        )
         // Outermost: malformed or oversized headers are refused before authentication looks at them.
         .layer(axum::middleware::from_fn(check_headers))
         .with_state(state)
+}
+
+/// The answer when a request meets `api.max_concurrent_requests` (shed at once, not queued) or
+/// `api.request_timeout_seconds`.
+fn limit_error(error: &tower::BoxError, config: &Config) -> ApiError {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        ApiError::Timeout {
+            seconds: config.api.request_timeout_seconds,
+        }
+    } else if error.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::Overloaded {
+            limit: config.api.max_concurrent_requests,
+        }
+    } else {
+        ApiError::Internal(format!("request limits: {error}"))
+    }
 }
 
 /// Largest total size of a request's headers: names, values and their separators.

@@ -324,3 +324,59 @@ async fn startup_is_reported_on_readyz_and_to_systemd_then_ready_watchdog_pings_
         hearthd.log_text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_request_times_out_and_requests_over_the_limit_are_shed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Neither limit needs the database or the model.
+    let hearthd = TestHearthd::start(
+        HEARTHD.as_ref(),
+        "postgres:///unused?host=/nonexistent",
+        &[
+            ("HEARTH_API__REQUEST_TIMEOUT_SECONDS", "1"),
+            ("HEARTH_API__MAX_CONCURRENT_REQUESTS", "1"),
+        ],
+    )
+    .expect("hearthd");
+    let address = hearthd.url.trim_start_matches("http://");
+
+    // A client that announces a body and stops sending it holds the only slot.
+    let mut stalled = tokio::net::TcpStream::connect(address).await.expect("connect");
+    stalled
+        .write_all(
+            b"POST /v1/search HTTP/1.1\r\nHost: hearth\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"query\":",
+        )
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let shed = reqwest::get(format!("{}/healthz", hearthd.url))
+        .await
+        .expect("healthz");
+    assert_eq!(shed.status(), 503);
+    assert_eq!(shed.headers()["retry-after"], "1");
+    let body: Value = shed.json().await.expect("json");
+    assert_eq!(body["code"], "overloaded", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("api.max_concurrent_requests")),
+        "{body}"
+    );
+
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stalled.read_to_string(&mut answer))
+        .await
+        .expect("the stalled request was never answered")
+        .expect("read");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"code\":\"timeout\""), "{answer}");
+    assert!(answer.contains("api.request_timeout_seconds"), "{answer}");
+
+    // The slot is free again.
+    let health = reqwest::get(format!("{}/healthz", hearthd.url))
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+}
