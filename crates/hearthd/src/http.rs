@@ -18,7 +18,7 @@ use sqlx::PgPool;
 
 use crate::auth::{self, Auth};
 use crate::error::ApiError;
-use crate::{documents, openai};
+use crate::{capabilities, documents, openai};
 
 #[derive(Clone)]
 pub enum ModelState {
@@ -96,6 +96,7 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::models))
+        .route("/v1/capabilities", get(capabilities::capabilities))
         .route(
             "/v1/documents",
             post(documents::upload)

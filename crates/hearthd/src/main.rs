@@ -1,6 +1,7 @@
 //! hearthd: serves hearth's HTTP API.
 
 mod auth;
+mod capabilities;
 mod documents;
 mod error;
 mod http;

@@ -380,3 +380,63 @@ async fn a_stalled_request_times_out_and_requests_over_the_limit_are_shed() {
         .expect("healthz");
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn capabilities_name_the_build_the_model_files_the_space_and_the_limits() {
+    let postgres = TestPostgres::start().expect("postgres");
+    let database_url = postgres.create_database().expect("database");
+    let hearthd = TestHearthd::start(
+        HEARTHD.as_ref(),
+        &database_url,
+        &[("HEARTH_API__MAX_CONCURRENT_REQUESTS", "17")],
+    )
+    .expect("hearthd");
+    wait_ready(&hearthd).await;
+    let response = reqwest::get(format!("{}/v1/capabilities", hearthd.url))
+        .await
+        .expect("capabilities");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+
+    assert_eq!(body["hearth"]["version"], env!("CARGO_PKG_VERSION"));
+    let head = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    match head {
+        Some(head) => assert_eq!(body["hearth"]["revision"], head.as_str(), "{body}"),
+        None => assert!(body["hearth"]["revision"].is_string(), "{body}"),
+    }
+    let on_nixos = std::fs::read_link("/run/current-system").is_ok();
+    assert_eq!(body["system"]["nixos_generation"].is_string(), on_nixos, "{body}");
+
+    let model = &body["model"];
+    assert_eq!(model["status"], "ready");
+    assert_eq!(model["id"], "sentence-transformers/all-MiniLM-L6-v2");
+    assert_eq!(model["dims"], 384);
+    assert_eq!(model["max_tokens"], 256);
+    assert_eq!(model["quantization"], "dynamic-int8");
+    // Every file with the sha256 that was verified, the same as the manifest on disk says.
+    let model_dir = hearth_testkit::Deps::load().expect("deps").test_model_dir;
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(model_dir.join("manifest.json")).expect("manifest"))
+            .expect("manifest json");
+    assert_eq!(model["files"], manifest["files"]);
+    assert_eq!(model["files"].as_array().map(Vec::len), Some(5));
+
+    assert_eq!(
+        body["embedding_space"]["active"]["model_id"],
+        "sentence-transformers/all-MiniLM-L6-v2"
+    );
+    assert_eq!(body["embedding_space"]["active"]["dims"], 384);
+    assert_eq!(body["embedding_space"]["target"], Value::Null, "not switching");
+    let types = body["ingest"]["content_types"].as_array().expect("types");
+    assert!(types.contains(&"application/pdf".into()), "{body}");
+    assert_eq!(body["ingest"]["chunking"]["max_tokens"], 256);
+    assert_eq!(body["search"]["max_k"], 100);
+    assert_eq!(body["limits"]["max_concurrent_requests"], 17);
+    assert_eq!(body["limits"]["max_body_bytes"], 16 * 1024 * 1024);
+}

@@ -1,0 +1,93 @@
+//! `GET /v1/capabilities`: what this hearthd is, what it runs and what it accepts, so a client or an operator can
+//! tell exactly which build, model files and limits answered them.
+
+use std::path::Path;
+
+use axum::Json;
+use axum::extract::State;
+use hearth_core::library::MAX_K;
+use serde_json::{Value, json};
+
+use crate::http::{AppState, ModelState};
+
+/// The revision hearthd was built from (`HEARTH_GIT_REVISION` or git, by build.rs).
+pub const GIT_REVISION: &str = env!("HEARTH_GIT_REVISION");
+
+/// Where NixOS links the running system; its target's name is the generation's store path name.
+const NIXOS_CURRENT_SYSTEM: &str = "/run/current-system";
+
+pub async fn capabilities(State(state): State<AppState>) -> Json<Value> {
+    let config = &state.config;
+    let model = match state.model.get() {
+        ModelState::Ready(embedder) => {
+            let manifest = embedder.manifest();
+            json!({
+                "status": "ready",
+                "id": manifest.id,
+                "variant": manifest.variant,
+                "revision": manifest.revision,
+                "dims": manifest.dims,
+                "matryoshka_dims": manifest.matryoshka_dims,
+                "max_tokens": manifest.max_tokens,
+                "quantization": manifest.quantization,
+                "files": manifest.files,
+                "dir": embedder.model_dir(),
+                "onnxruntime": embedder.onnxruntime_path(),
+            })
+        }
+        ModelState::Loading { model, .. } => json!({ "status": "loading", "id": model }),
+        ModelState::Loaded { model } => json!({ "status": "loaded", "id": model }),
+    };
+    let space = state.library.models().map(|models| {
+        json!({
+            "active": models.spaces.active,
+            "target": models.spaces.switching().then_some(&models.spaces.target),
+        })
+    });
+    Json(json!({
+        "hearth": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "revision": GIT_REVISION,
+        },
+        "system": { "nixos_generation": nixos_generation(Path::new(NIXOS_CURRENT_SYSTEM)) },
+        "model": model,
+        "embedding_space": space,
+        "ingest": {
+            "content_types": hearth_core::extract::SUPPORTED,
+            "max_document_bytes": config.ingest.max_document_bytes,
+            "chunking": config.ingest.chunking,
+        },
+        "search": { "modes": ["hybrid", "vector", "keyword"], "max_k": MAX_K },
+        "limits": {
+            "max_body_bytes": config.api.max_body_bytes,
+            "max_inputs_per_request": config.api.max_inputs_per_request,
+            "request_timeout_seconds": config.api.request_timeout_seconds,
+            "max_concurrent_requests": config.api.max_concurrent_requests,
+            "embedding_queue_capacity": config.embedding.queue_capacity,
+            "max_batch_tokens": config.embedding.max_batch_tokens,
+        },
+    }))
+}
+
+/// The store path name of the running NixOS generation (`…-nixos-system-hearth-26.05…`), or `None` off NixOS.
+fn nixos_generation(current_system: &Path) -> Option<String> {
+    let target = std::fs::read_link(current_system).ok()?;
+    Some(target.file_name()?.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generation_is_the_link_targets_name_and_absent_off_nixos() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let link = dir.path().join("current-system");
+        assert_eq!(nixos_generation(&link), None);
+        std::os::unix::fs::symlink("/nix/store/abc123-nixos-system-hearth-26.05", &link).expect("link");
+        assert_eq!(
+            nixos_generation(&link).as_deref(),
+            Some("abc123-nixos-system-hearth-26.05")
+        );
+    }
+}
