@@ -9,5 +9,6 @@ pub mod digest;
 pub mod embed;
 pub mod extract;
 pub mod library;
+pub mod metrics;
 pub mod model;
 pub mod store;

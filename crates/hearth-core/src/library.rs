@@ -17,6 +17,7 @@ use crate::chunk::{self, ChunkingConfig};
 use crate::digest::sha256_hex;
 use crate::embed::{EmbedError, EmbedRequest, Embedder, InputKind, Priority};
 use crate::extract::{ContentType, ExtractError};
+use crate::metrics::{JobOutcome, KindLabel, LibraryMetrics, ModeLabel};
 use crate::store::chunks::SpaceVectors;
 use crate::store::documents::{self, Document, NewDocument, Outcome};
 use crate::store::jobs::{self, Job};
@@ -109,6 +110,16 @@ pub enum SearchMode {
     Keyword,
 }
 
+impl SearchMode {
+    pub fn label(self) -> &'static str {
+        match self {
+            SearchMode::Hybrid => "hybrid",
+            SearchMode::Vector => "vector",
+            SearchMode::Keyword => "keyword",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SearchRequest {
     pub query: String,
@@ -145,6 +156,7 @@ pub struct Library {
     models: watch::Sender<Option<Models>>,
     work: Notify,
     schema_ready: std::sync::atomic::AtomicBool,
+    metrics: LibraryMetrics,
 }
 
 impl Library {
@@ -156,7 +168,13 @@ impl Library {
             models: watch::Sender::new(None),
             work: Notify::new(),
             schema_ready: std::sync::atomic::AtomicBool::new(false),
+            metrics: LibraryMetrics::default(),
         })
+    }
+
+    /// Job and search series, for the caller to register.
+    pub fn metrics(&self) -> &LibraryMetrics {
+        &self.metrics
     }
 
     /// The pool, once the schema is migrated; before that, every query would fail on missing tables.
@@ -265,6 +283,18 @@ impl Library {
     }
 
     pub async fn search(&self, request: &SearchRequest) -> Result<Vec<Hit>, LibraryError> {
+        let started = std::time::Instant::now();
+        let hits = self.search_unmeasured(request).await?;
+        self.metrics
+            .search_seconds
+            .get_or_create(&ModeLabel {
+                mode: request.mode.label(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        Ok(hits)
+    }
+
+    async fn search_unmeasured(&self, request: &SearchRequest) -> Result<Vec<Hit>, LibraryError> {
         self.pool()?;
         if request.query.trim().is_empty() {
             return Err(LibraryError::InvalidQuery(
@@ -398,6 +428,7 @@ impl Library {
             tokio::select! {
                 () = self.run_job(&job, &models, lease) => {}
                 _ = shutdown.changed() => {
+                    self.metrics.job(&job.kind, JobOutcome::Interrupted, 1);
                     if let Err(error) = jobs::retry_later(&self.pool, &job, Duration::ZERO, "interrupted by shutdown").await {
                         tracing::warn!(%error, job = job.id, "could not release the job; its lease will run out");
                     }
@@ -430,6 +461,7 @@ impl Library {
                 }
             }
         };
+        let started = std::time::Instant::now();
         let prepared = tokio::select! {
             prepared = self.prepare(job, models) => prepared,
             () = heartbeat => Err(JobError::LostClaim),
@@ -443,6 +475,13 @@ impl Library {
         match outcome {
             Ok(()) => {
                 tracing::info!(job = job.id, kind = %job.kind, document = %job.document_id, "job done");
+                self.metrics.job(&job.kind, JobOutcome::Done, 1);
+                self.metrics
+                    .job_seconds
+                    .get_or_create(&KindLabel {
+                        kind: job.kind.clone(),
+                    })
+                    .observe(started.elapsed().as_secs_f64());
                 if job.kind == "embed"
                     && let Ok(true) = spaces::activate_if_complete(&self.pool, &models.spaces.target).await
                 {
@@ -458,12 +497,14 @@ impl Library {
             }
             Err(JobError::Permanent(reason)) => self.give_up(job, &reason).await,
             Err(JobError::LostClaim) => {
+                self.metrics.job(&job.kind, JobOutcome::Lost, 1);
                 tracing::info!(
                     job = job.id,
                     "job claim lost (new version or lease expired); dropping this attempt"
                 );
             }
             Err(JobError::Transient(reason)) => {
+                self.metrics.job(&job.kind, JobOutcome::Retried, 1);
                 let delay = Duration::from_secs(1 << job.attempts.clamp(0, 8));
                 tracing::warn!(job = job.id, attempt = job.attempts, %reason, ?delay, "job failed; will retry");
                 if let Err(error) = jobs::retry_later(&self.pool, job, delay, &reason).await {
@@ -475,6 +516,7 @@ impl Library {
 
     async fn give_up(&self, job: &Job, reason: &str) {
         tracing::warn!(job = job.id, document = %job.document_id, %reason, "document failed");
+        self.metrics.job(&job.kind, JobOutcome::Failed, 1);
         let result = async {
             let mut tx = self.pool.begin().await?;
             if jobs::finish(&mut tx, job).await? {
@@ -614,6 +656,7 @@ impl Library {
         .await
         .map_err(StoreError::from)?;
         tx.commit().await.map_err(StoreError::from)?;
+        self.metrics.chunks_total.inc_by(chunks.len() as u64);
         Ok(())
     }
 

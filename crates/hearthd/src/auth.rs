@@ -1,9 +1,8 @@
-//! Who may call what: a bearer token, or a loopback peer when that is trusted, or an open route. One log line per
-//! request names the route, status, duration and identity — a token's fingerprint, never the token.
+//! Who may call what: a bearer token, or a loopback peer when that is trusted, or an open route. The identity goes
+//! into the request log line (`observe.rs`) as a token's fingerprint, never the token.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
@@ -25,21 +24,17 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let identity = identify(&auth, peer, &path, request.headers().get(header::AUTHORIZATION));
-    let response = match identity {
+    let path = request.uri().path();
+    match identify(&auth, peer, path, request.headers().get(header::AUTHORIZATION)) {
         Ok(identity) => {
             request.extensions_mut().insert(identity.clone());
-            let response = next.run(request).await;
-            log(&method, &path, &response, started, &identity.to_string());
-            return response;
+            let mut response = next.run(request).await;
+            // For the request log line, written by the outermost middleware.
+            response.extensions_mut().insert(identity);
+            response
         }
         Err(error) => error.into_response(),
-    };
-    log(&method, &path, &response, started, "rejected");
-    response
+    }
 }
 
 fn identify(
@@ -87,18 +82,6 @@ fn identify(
                 .into(),
         })
     })
-}
-
-fn log(method: &axum::http::Method, path: &str, response: &Response, started: Instant, identity: &str) {
-    tracing::info!(
-        target: "hearthd::request",
-        %method,
-        route = path,
-        status = response.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-        identity = %identity,
-        "request"
-    );
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use sqlx::PgPool;
 
 use crate::auth::{self, Auth};
 use crate::error::ApiError;
+use crate::observe::{self, HttpMetrics};
 use crate::{capabilities, documents, openai};
 
 #[derive(Clone)]
@@ -68,10 +69,17 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub model: ModelSlot,
     pub registry: Arc<Registry>,
+    pub http_metrics: Arc<HttpMetrics>,
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, library: Arc<Library>, config: Arc<Config>, registry: Registry) -> Self {
+    pub fn new(
+        pool: PgPool,
+        library: Arc<Library>,
+        config: Arc<Config>,
+        registry: Registry,
+        http_metrics: Arc<HttpMetrics>,
+    ) -> Self {
         let loading = ModelState::Loading {
             since: Instant::now(),
             model: config.embedding.model_dir.display().to_string(),
@@ -82,6 +90,7 @@ impl AppState {
             config,
             model: ModelSlot(Arc::new(RwLock::new(loading))),
             registry: Arc::new(registry),
+            http_metrics,
         }
     }
 }
@@ -126,6 +135,11 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
         )
         // Outermost: malformed or oversized headers are refused before authentication looks at them.
         .layer(axum::middleware::from_fn(check_headers))
+        // Around everything, so requests refused by a limit or the header check are logged and counted too.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.http_metrics),
+            observe::observe,
+        ))
         .with_state(state)
 }
 
@@ -256,6 +270,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    state
+        .http_metrics
+        .refresh(&state.pool, state.library.pool().is_ok())
+        .await;
     let mut body = String::new();
     if let Err(error) = prometheus_client::encoding::text::encode(&mut body, &state.registry) {
         return ApiError::Internal(format!("encoding metrics: {error}")).into_response();

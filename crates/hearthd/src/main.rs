@@ -5,6 +5,7 @@ mod capabilities;
 mod documents;
 mod error;
 mod http;
+mod observe;
 mod openai;
 mod systemd;
 
@@ -119,8 +120,9 @@ async fn run(config: Config, notifier: &Arc<Notifier>) -> Result<()> {
         BlobStore::open(&config.blobs, credentials.as_deref()).context("cannot open the blob store")?;
     tracing::info!(store = blobs.describe(), "originals go to the blob store");
     // Lazy: hearthd starts while PostgreSQL is still coming up and /readyz says what it waits for.
+    let pool_max = 8 + config.ingest.workers as u32;
     let pool = PgPoolOptions::new()
-        .max_connections(8 + config.ingest.workers as u32)
+        .max_connections(pool_max)
         .acquire_timeout(Duration::from_secs(3))
         .connect_lazy(&config.database.url)
         .context("database.url is not a valid PostgreSQL URL")?;
@@ -129,11 +131,14 @@ async fn run(config: Config, notifier: &Arc<Notifier>) -> Result<()> {
     let mut registry = Registry::default();
     let metrics = EmbedMetrics::default();
     metrics.register(&mut registry);
+    library.metrics().register(&mut registry);
+    let http_metrics = observe::HttpMetrics::register(&mut registry, pool_max);
     let state = AppState::new(
         pool.clone(),
         Arc::clone(&library),
         Arc::new(config.clone()),
         registry,
+        http_metrics,
     );
 
     let listener = tokio::net::TcpListener::bind(listen)

@@ -564,3 +564,145 @@ async fn a_concurrent_search_sees_the_old_version_or_the_new_one_never_a_mix() {
     assert_eq!(new_seen, 1);
     assert_eq!(hub.settled(&id(&v2)).await["version"], 2);
 }
+
+/// Parses OpenMetrics text with the reference parser (Python `prometheus_client`) and returns every sample as
+/// `{name, labels, value}`; a parse error fails the test.
+fn parse_openmetrics(text: &str) -> Vec<Value> {
+    use std::io::Write;
+    let python = hearth_testkit::test_python().expect("run `cargo xtask deps`");
+    let script = "import json, sys\n\
+                  from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+                  samples = [{'name': s.name, 'labels': s.labels, 'value': s.value}\n\
+                             for family in text_string_to_metric_families(sys.stdin.read())\n\
+                             for s in family.samples]\n\
+                  print(json.dumps(samples))\n";
+    let mut child = std::process::Command::new(python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let output = child.wait_with_output().expect("python");
+    assert!(
+        output.status.success(),
+        "not valid OpenMetrics: {}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("json")
+}
+
+/// The value of the one sample named `name` whose labels include `labels`.
+fn sample(samples: &[Value], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let matching: Vec<f64> = samples
+        .iter()
+        .filter(|s| s["name"] == name && labels.iter().all(|(k, v)| s["labels"][*k] == *v))
+        .filter_map(|s| s["value"].as_f64())
+        .collect();
+    assert!(matching.len() <= 1, "{name} {labels:?} matches {matching:?}");
+    matching.first().copied()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_parse_and_carry_every_series_after_real_traffic() {
+    let hearth = Box::start(&[]).ready().await;
+    let (status, created) = hearth
+        .upload_raw(BREAD.as_bytes(), "text/markdown", "?title=bread")
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let id = id(&created);
+    let document = hearth.settled(&id).await;
+    assert_eq!(document["status"], "ready", "{document}");
+    for mode in ["hybrid", "vector", "keyword"] {
+        let (status, hits) = hearth
+            .search(json!({"query": "kneading dough", "mode": mode}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{hits}");
+    }
+    assert_eq!(hearth.get("/no/such/route").await.0, StatusCode::NOT_FOUND);
+
+    let response = hearth
+        .http
+        .get(hearth.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.expect("text");
+    let samples = parse_openmetrics(&text);
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        sample(&samples, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in\n{text}"))
+    };
+
+    // HTTP, by route pattern: the document's id is not a label value.
+    let route = "/v1/documents/{id}";
+    assert!(
+        value(
+            "hearth_http_requests_total",
+            &[("method", "GET"), ("route", route), ("status", "200")]
+        ) >= 1.0
+    );
+    assert_eq!(
+        value(
+            "hearth_http_requests_total",
+            &[("method", "POST"), ("route", "/v1/search"), ("status", "200")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        value(
+            "hearth_http_requests_total",
+            &[("route", "unmatched"), ("status", "404")]
+        ),
+        1.0
+    );
+    assert!(!text.contains(&id), "a document id became a label:\n{text}");
+    assert_eq!(
+        value(
+            "hearth_http_request_duration_seconds_count",
+            &[("route", "/v1/search")]
+        ),
+        3.0
+    );
+
+    for mode in ["hybrid", "vector", "keyword"] {
+        assert_eq!(
+            value("hearth_search_duration_seconds_count", &[("mode", mode)]),
+            1.0,
+            "{mode}"
+        );
+    }
+    assert_eq!(
+        value(
+            "hearth_ingest_jobs_total",
+            &[("kind", "ingest"), ("outcome", "done")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value("hearth_ingest_job_duration_seconds_count", &[("kind", "ingest")]),
+        1.0
+    );
+    assert_eq!(
+        value("hearth_ingest_chunks_total", &[]),
+        document["chunk_count"].as_f64().expect("chunk count")
+    );
+    assert_eq!(value("hearth_documents", &[("status", "ready")]), 1.0);
+    assert_eq!(value("hearth_documents", &[("status", "failed")]), 0.0);
+    assert!(value("hearth_db_pool_connections", &[("state", "idle")]) >= 0.0);
+    assert!(value("hearth_db_pool_connections", &[("state", "in_use")]) >= 0.0);
+    assert_eq!(value("hearth_db_pool_max_connections", &[]), 10.0);
+    assert_eq!(
+        value("hearth_build_info", &[("version", env!("CARGO_PKG_VERSION"))]),
+        1.0
+    );
+    // The embedder's own series are there too, with the searches' queries counted.
+    assert!(value("hearth_embed_inputs_total", &[("class", "query")]) >= 2.0);
+    assert!(value("hearth_embed_inference_seconds_count", &[]) >= 1.0);
+}

@@ -29,7 +29,7 @@ pub enum Priority {
 }
 
 impl Priority {
-    const ALL: [Priority; 3] = [Priority::Query, Priority::Api, Priority::Ingest];
+    pub(crate) const ALL: [Priority; 3] = [Priority::Query, Priority::Api, Priority::Ingest];
 
     fn slot(self) -> usize {
         self as usize

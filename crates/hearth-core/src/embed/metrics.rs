@@ -46,9 +46,24 @@ impl Default for EmbedMetrics {
     }
 }
 
+/// Every `reason` a submission is refused with (`Embedder::submit`).
+const REJECT_REASONS: [&str; 5] = ["dimensions", "empty", "queue_full", "too_large", "too_long"];
+
 impl EmbedMetrics {
-    /// Registers every series under `hearth_embed_*`.
+    /// Registers every series under `hearth_embed_*`, each labelled series at zero from the start, so that rates
+    /// and alerts work before the first event (and the families are listed before any traffic).
     pub fn register(&self, registry: &mut Registry) {
+        for priority in super::engine::Priority::ALL {
+            let class = ClassLabel {
+                class: priority.label(),
+            };
+            drop(self.queue_depth.get_or_create(&class));
+            drop(self.queue_wait_seconds.get_or_create(&class));
+            drop(self.inputs_total.get_or_create(&class));
+        }
+        for reason in REJECT_REASONS {
+            drop(self.rejected_total.get_or_create(&ReasonLabel { reason }));
+        }
         let registry = registry.sub_registry_with_prefix("hearth_embed");
         registry.register(
             "queue_depth",
