@@ -440,3 +440,39 @@ async fn capabilities_name_the_build_the_model_files_the_space_and_the_limits() 
     assert_eq!(body["limits"]["max_concurrent_requests"], 17);
     assert_eq!(body["limits"]["max_body_bytes"], 16 * 1024 * 1024);
 }
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_with_the_request_fields() {
+    let mut hearthd = TestHearthd::start(
+        HEARTHD.as_ref(),
+        "postgres:///unused?host=/nonexistent",
+        &[("HEARTH_LOG_FORMAT", "json")],
+    )
+    .expect("hearthd");
+    let health = reqwest::get(format!("{}/healthz", hearthd.url))
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    assert!(hearthd.terminate(), "hearthd did not stop");
+    let log = hearthd.log_text();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    assert!(lines.len() >= 3, "{log}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["timestamp"].is_string()),
+        "{log}"
+    );
+    let request = lines
+        .iter()
+        .find(|l| l["message"] == "request")
+        .unwrap_or_else(|| panic!("no request line: {log}"));
+    assert_eq!(request["route"], "/healthz");
+    assert_eq!(request["status"], 200);
+    assert_eq!(request["identity"], "localhost");
+    assert!(request["duration_ms"].is_f64(), "{request}");
+}
