@@ -96,6 +96,7 @@ fn embed_parts(error: &EmbedError, message: String) -> (StatusCode, &'static str
         | E::OnnxRuntimeNotConfigured
         | E::OnnxRuntime { .. }
         | E::Session { .. }
+        | E::CudaNotBuiltIn { .. }
         | E::Tokenizer(_)
         | E::Inference(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,

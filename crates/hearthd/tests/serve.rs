@@ -166,6 +166,28 @@ fn a_broken_model_stops_hearthd_naming_the_file() {
     assert!(log.contains("tokenizer.json") && log.contains("sha256"), "{log}");
 }
 
+/// No silent fallback: asked for CUDA with an onnxruntime that has none (the CPU build the kit uses), hearthd stops
+/// and says what to change. The GPU path itself needs a machine with one.
+#[test]
+fn cuda_without_a_cuda_onnxruntime_stops_hearthd_saying_so() {
+    let deps = hearth_testkit::Deps::load().expect("deps");
+    let blobs = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(HEARTHD)
+        .arg("serve")
+        .env("HEARTH_LISTEN", "127.0.0.1:0")
+        .env("HEARTH_EMBEDDING__MODEL_DIR", &deps.test_model_dir)
+        .env("HEARTH_EMBEDDING__ONNXRUNTIME", &deps.ort_dylib)
+        .env("HEARTH_EMBEDDING__EXECUTION_PROVIDER", "cuda")
+        .env("HEARTH_DATABASE__URL", "postgres:///unused?host=/nonexistent")
+        .env("HEARTH_BLOBS__PATH", blobs.path())
+        .output()
+        .expect("hearthd runs");
+    assert!(!output.status.success(), "hearthd ran without CUDA");
+    let log = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("no CUDA execution provider"), "{log}");
+    assert!(log.contains(&deps.ort_dylib.display().to_string()), "{log}");
+}
+
 #[test]
 fn check_config_rejects_an_unknown_key() {
     let dir = tempfile::tempdir().expect("tempdir");

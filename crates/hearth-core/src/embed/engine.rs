@@ -72,6 +72,17 @@ pub struct EmbedderConfig {
     pub max_batch_inputs: usize,
     /// Most inputs waiting in all classes together; beyond it callers are told to retry.
     pub queue_capacity: usize,
+    /// Where inference runs. `cuda` needs an onnxruntime built with the CUDA execution provider and a GPU; without
+    /// either, loading fails and says which (no silent fallback to the CPU).
+    pub execution_provider: ExecutionProvider,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionProvider {
+    #[default]
+    Cpu,
+    Cuda,
 }
 
 impl EmbedderConfig {
@@ -84,6 +95,7 @@ impl EmbedderConfig {
             max_batch_tokens: 8192,
             max_batch_inputs: 64,
             queue_capacity: 4096,
+            execution_provider: ExecutionProvider::Cpu,
         }
     }
 }
@@ -306,6 +318,7 @@ impl Embedder {
         } = session::load(
             &config.model_dir,
             config.onnxruntime.as_deref(),
+            config.execution_provider,
             threads,
             config.query_lane_threads,
         )?;

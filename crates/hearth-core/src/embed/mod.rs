@@ -11,7 +11,9 @@ mod metrics;
 mod postprocess;
 mod session;
 
-pub use engine::{EmbedRequest, Embedded, Embedder, EmbedderConfig, InputKind, Pending, Priority};
+pub use engine::{
+    EmbedRequest, Embedded, Embedder, EmbedderConfig, ExecutionProvider, InputKind, Pending, Priority,
+};
 pub use metrics::EmbedMetrics;
 pub use postprocess::matryoshka;
 pub use session::onnxruntime_environment;
@@ -32,6 +34,11 @@ pub enum EmbedError {
     OnnxRuntime { path: PathBuf, message: String },
     #[error("cannot load the model in {dir}: {message}")]
     Session { dir: PathBuf, message: String },
+    #[error(
+        "embedding.execution_provider = \"cuda\", but the onnxruntime at {onnxruntime} has no CUDA execution \
+         provider: point embedding.onnxruntime at an onnxruntime built with CUDA, or set it to \"cpu\""
+    )]
+    CudaNotBuiltIn { onnxruntime: PathBuf },
     #[error("no inputs: send at least one text")]
     NoInputs,
     #[error("input {index} is empty")]

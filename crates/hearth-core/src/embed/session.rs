@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use fastembed::{InitOptionsUserDefined, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
 
 use super::EmbedError;
+use super::engine::ExecutionProvider;
 use crate::model::{ModelManifest, Pooling, Quantization, VerifiedModel};
 
 /// onnxruntime allows one environment per process; the first load picks the library.
@@ -57,16 +58,28 @@ pub(crate) struct LoadedModel {
 }
 
 /// Verifies the model files first (a damaged model is the more useful error), then loads onnxruntime and the model:
-/// one session with `intra_threads`, and a second with `query_threads` unless that is 0.
+/// one session with `intra_threads`, and a second with `query_threads` unless that is 0, both on `provider`.
 pub(crate) fn load(
     model_dir: &Path,
     onnxruntime: Option<&Path>,
+    provider: ExecutionProvider,
     intra_threads: usize,
     query_threads: usize,
 ) -> Result<LoadedModel, EmbedError> {
     let model = VerifiedModel::open(model_dir)?;
     let onnxruntime = resolve_onnxruntime(onnxruntime)?;
     let environment = onnxruntime_environment(&onnxruntime)?;
+    let providers = match provider {
+        ExecutionProvider::Cpu => Vec::new(),
+        ExecutionProvider::Cuda => {
+            use ort::ep::ExecutionProvider as _;
+            if !ort::ep::CUDA::is_available().unwrap_or(false) {
+                return Err(EmbedError::CudaNotBuiltIn { onnxruntime });
+            }
+            // Fails the session (no GPU, driver or CUDA library) instead of quietly running on the CPU.
+            vec![ort::ep::CUDA::default().build().error_on_failure()]
+        }
+    };
     let session_error = |message: String| EmbedError::Session {
         dir: model_dir.to_owned(),
         message,
@@ -105,6 +118,7 @@ pub(crate) fn load(
             .with_environment(environment.clone())
             .with_max_length(manifest.max_tokens)
             .with_intra_threads(threads)
+            .with_execution_providers(providers.clone())
             .with_session_config("session.intra_op.allow_spinning", "0");
         TextEmbedding::try_new_from_user_defined(user_model, options)
             .map_err(|e| session_error(e.to_string()))
