@@ -79,6 +79,17 @@ enum Command {
         #[command(subcommand)]
         command: DocsCommand,
     },
+    /// On the box: check everything hearthd needs (config, tokens, model files, onnxruntime, database + pgvector,
+    /// blob store, data directory permissions, the listen address), one line each with a fix for each failure.
+    /// Exits 1 unless all pass. The same checks as `hearthd doctor`.
+    Doctor {
+        /// hearthd's config file (default /etc/hearth/hearth.toml when it exists); `HEARTH_*` variables apply.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print the checks as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +113,9 @@ enum DocsCommand {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Doctor { config, json } = &cli.command {
+        return doctor(config.as_deref(), *json).await;
+    }
     let base = cli.url.trim_end_matches('/').to_owned();
     let result = match client(cli.token_file.as_deref()) {
         Ok(client) => match cli.command {
@@ -133,6 +147,7 @@ async fn main() -> ExitCode {
                 json,
             } => search(&client, &base, &query, k, &mode, metadata.as_deref(), json).await,
             Command::Docs { command } => docs(&client, &base, command).await,
+            Command::Doctor { .. } => unreachable!("handled above"),
         },
         Err(error) => Err(error),
     };
@@ -407,4 +422,24 @@ fn preview_n(text: &str, width: usize) -> String {
         short.push('…');
     }
     short
+}
+
+async fn doctor(config: Option<&Path>, json: bool) -> ExitCode {
+    use hearth_core::doctor;
+    let config = hearth_core::config::Config::load(config).map_err(|e| e.to_string());
+    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let checks = doctor::run(config, credentials.as_deref()).await;
+    if json {
+        println!(
+            "{}",
+            json!({ "passed": doctor::passed(&checks), "checks": checks })
+        );
+    } else {
+        print!("{}", doctor::render(&checks));
+    }
+    if doctor::passed(&checks) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -43,6 +43,20 @@ impl Default for AuthConfig {
 pub enum AuthError {
     #[error("token file {path}: {problem}")]
     TokenFile { path: PathBuf, problem: String },
+    #[error(
+        "refusing to listen on {listen} without a bearer token: anyone on the network could use this hearthd. \
+         Give it a token (auth.token_files = [\"/path/to/api-token\"], or the `api-token` systemd credential that \
+         hearth-firstboot mints), or listen on loopback (listen = \"127.0.0.1:8080\")"
+    )]
+    OpenToTheNetwork { listen: std::net::SocketAddr },
+}
+
+/// Loopback is always allowed; anything else only with at least one bearer token to protect it.
+pub fn check_bind_policy(listen: std::net::SocketAddr, tokens: &Tokens) -> Result<(), AuthError> {
+    if !listen.ip().is_loopback() && tokens.is_empty() {
+        return Err(AuthError::OpenToTheNetwork { listen });
+    }
+    Ok(())
 }
 
 /// Who made a request, as logs show it.

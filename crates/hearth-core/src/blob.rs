@@ -1,6 +1,7 @@
 //! Originals: the exact bytes of every document, keyed by their sha256, in an object store — a local directory by
 //! default, S3 (Garage) on the appliance. A put returns only once the bytes are durable.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -80,11 +81,16 @@ impl BlobStore {
         match config.backend {
             Backend::Local => {
                 let path = &config.path;
-                std::fs::create_dir_all(path).map_err(|source| BlobError::Io {
-                    action: "creating",
-                    path: path.clone(),
-                    source,
-                })?;
+                // 0700: the originals are nobody else's business (an existing directory keeps its mode).
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(path)
+                    .map_err(|source| BlobError::Io {
+                        action: "creating",
+                        path: path.clone(),
+                        source,
+                    })?;
                 let store = object_store::local::LocalFileSystem::new_with_prefix(path)?;
                 Ok(Self {
                     store: Arc::new(store),

@@ -6,6 +6,7 @@ pub mod blob;
 pub mod chunk;
 pub mod config;
 pub mod digest;
+pub mod doctor;
 pub mod embed;
 pub mod extract;
 pub mod library;

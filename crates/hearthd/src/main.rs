@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use hearth_core::auth::Tokens;
 use hearth_core::blob::BlobStore;
@@ -58,6 +58,14 @@ enum Command {
     /// Print the effective configuration (defaults, file and environment merged) as TOML, a database password
     /// redacted.
     PrintConfig,
+    /// Check everything hearthd needs (config, tokens, model files, onnxruntime, database + pgvector, blob store,
+    /// data directory permissions, the listen address), one line each with a fix for each failure; exit 1 unless
+    /// all pass.
+    Doctor {
+        /// Print the checks as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -71,12 +79,15 @@ fn main() -> ExitCode {
             .init(),
         LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
     }
+    if let Command::Doctor { json } = cli.command {
+        return doctor(cli.config.as_deref(), json);
+    }
     let result = Config::load(cli.config.as_deref())
         .map_err(anyhow::Error::from)
         .and_then(|config| match cli.command {
             Command::CheckConfig => {
                 let auth = load_auth(&config)?;
-                check_bind_policy(&config, &auth.tokens)?;
+                hearth_core::auth::check_bind_policy(config.listen, &auth.tokens)?;
                 tracing::info!(tokens = ?auth.tokens.fingerprints(), "configuration is valid");
                 Ok(())
             }
@@ -89,6 +100,7 @@ fn main() -> ExitCode {
                 .build()
                 .context("cannot start the async runtime")?
                 .block_on(serve(config)),
+            Command::Doctor { .. } => unreachable!("handled above"),
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -122,7 +134,7 @@ async fn serve(config: Config) -> Result<()> {
 async fn run(config: Config, notifier: &Arc<Notifier>) -> Result<()> {
     let listen = config.listen;
     let auth = Arc::new(load_auth(&config)?);
-    check_bind_policy(&config, &auth.tokens)?;
+    hearth_core::auth::check_bind_policy(config.listen, &auth.tokens)?;
     if !auth.tokens.is_empty() {
         tracing::info!(tokens = ?auth.tokens.fingerprints(), "bearer tokens loaded");
     }
@@ -281,6 +293,31 @@ async fn report_startup(notifier: Arc<Notifier>, model: ModelSlot, library: Arc<
     }
 }
 
+/// `hearthd doctor`: the shared preflight, printed for a person or as JSON.
+fn doctor(config_path: Option<&Path>, json: bool) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = Config::load(config_path).map_err(|e| e.to_string());
+    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let checks = runtime.block_on(hearth_core::doctor::run(config, credentials.as_deref()));
+    if json {
+        let passed = hearth_core::doctor::passed(&checks);
+        println!("{}", serde_json::json!({ "passed": passed, "checks": checks }));
+    } else {
+        print!("{}", hearth_core::doctor::render(&checks));
+    }
+    if hearth_core::doctor::passed(&checks) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
     for handle in handles {
         let _ = handle.await;
@@ -345,19 +382,6 @@ fn load_auth(config: &Config) -> Result<Auth> {
         tokens,
         config: config.auth.clone(),
     })
-}
-
-/// Loopback is always allowed; anything else only with at least one bearer token to protect it.
-fn check_bind_policy(config: &Config, tokens: &Tokens) -> Result<()> {
-    let listen = config.listen;
-    if !listen.ip().is_loopback() && tokens.is_empty() {
-        bail!(
-            "refusing to listen on {listen} without a bearer token: anyone on the network could use this hearthd. \
-             Give it a token (auth.token_files = [\"/path/to/api-token\"], or the `api-token` systemd credential \
-             that hearth-firstboot mints), or listen on loopback (listen = \"127.0.0.1:8080\")"
-        );
-    }
-    Ok(())
 }
 
 async fn shutdown_signal() {
