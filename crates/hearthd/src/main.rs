@@ -128,6 +128,7 @@ async fn serve(config: Config) -> Result<()> {
         Ok(()) => notifier.status("stopped"),
         Err(error) => notifier.status(&format!("failed: {error:#}")),
     }
+    notifier.flush().await;
     outcome
 }
 

@@ -203,20 +203,38 @@ fn check_config_rejects_an_unknown_key() {
     assert!(log.contains("model_dri"), "{log}");
 }
 
-/// Receives systemd notifications hearthd sends to `socket` until `done` holds for them, or the deadline.
-fn receive_until(
-    socket: &std::os::unix::net::UnixDatagram,
-    messages: &mut Vec<String>,
+/// Collects every systemd notification hearthd sends to `socket`, on a thread of its own so that the socket's
+/// queue never fills up while the test does something else (a notifier must not block when it does, but then
+/// messages would be lost to the test).
+fn collect_notifications(
+    socket: std::os::unix::net::UnixDatagram,
+) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let collected = std::sync::Arc::clone(&messages);
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(size) = socket.recv(&mut buffer) {
+            let message = String::from_utf8_lossy(&buffer[..size]).into_owned();
+            collected.lock().expect("lock").push(message);
+        }
+    });
+    messages
+}
+
+/// Waits until `done` holds for the notifications so far, or fails after `seconds`; returns a copy of them.
+fn wait_for_notifications(
+    messages: &std::sync::Mutex<Vec<String>>,
     seconds: u64,
     done: impl Fn(&[String]) -> bool,
-) {
+) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let mut buffer = [0u8; 4096];
-    while !done(messages) {
-        assert!(Instant::now() < deadline, "notifications so far: {messages:?}");
-        if let Ok(size) = socket.recv(&mut buffer) {
-            messages.push(String::from_utf8_lossy(&buffer[..size]).into_owned());
+    loop {
+        let copy = messages.lock().expect("lock").clone();
+        if done(&copy) {
+            return copy;
         }
+        assert!(Instant::now() < deadline, "notifications so far: {copy:?}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -258,9 +276,7 @@ async fn startup_is_reported_on_readyz_and_to_systemd_then_ready_watchdog_pings_
     let model = slow_loading_model(dir.path());
     let socket_path = dir.path().join("notify");
     let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("bind the notify socket");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .expect("timeout");
+    let notifications = collect_notifications(socket);
     let mut hearthd = TestHearthd::start(
         HEARTHD.as_ref(),
         &database_url,
@@ -298,9 +314,8 @@ async fn startup_is_reported_on_readyz_and_to_systemd_then_ready_watchdog_pings_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let mut messages = Vec::new();
     let has = |messages: &[String], line: &str| messages.iter().any(|m| m.lines().any(|l| l == line));
-    receive_until(&socket, &mut messages, 10, |m| {
+    let messages = wait_for_notifications(&notifications, 10, |m| {
         has(
             m,
             "STATUS=model sentence-transformers/all-MiniLM-L6-v2 loaded; waiting for the database",
@@ -321,7 +336,7 @@ async fn startup_is_reported_on_readyz_and_to_systemd_then_ready_watchdog_pings_
     );
 
     postgres.restart().expect("restart postgres");
-    receive_until(&socket, &mut messages, 60, |m| has(m, "READY=1"));
+    let messages = wait_for_notifications(&notifications, 60, |m| has(m, "READY=1"));
     // READY=1 means ready: /readyz agrees at once, without polling.
     let (status, body) = readyz().await;
     assert_eq!(status, 200, "READY=1 was sent before /readyz said ready: {body}");
@@ -334,12 +349,19 @@ async fn startup_is_reported_on_readyz_and_to_systemd_then_ready_watchdog_pings_
 
     // Pings every WATCHDOG_USEC / 2 = 200 ms.
     let pings_before = messages.iter().filter(|m| *m == "WATCHDOG=1").count();
-    receive_until(&socket, &mut messages, 10, |m| {
+    wait_for_notifications(&notifications, 10, |m| {
         m.iter().filter(|m| *m == "WATCHDOG=1").count() >= pings_before + 3
     });
 
     assert!(hearthd.terminate(), "hearthd did not stop within 10 s of SIGTERM");
-    receive_until(&socket, &mut messages, 5, |m| has(m, "STOPPING=1"));
+    let messages = wait_for_notifications(&notifications, 5, |m| {
+        has(m, "STOPPING=1") && has(m, "STATUS=stopped")
+    });
+    let position = |line: &str| messages.iter().position(|m| m.lines().any(|l| l == line));
+    assert!(
+        position("STOPPING=1") < position("STATUS=stopped"),
+        "{messages:?}"
+    );
     assert!(
         hearthd.log_text().contains("hearthd stopped"),
         "{}",
@@ -497,4 +519,34 @@ async fn json_logs_are_one_object_per_line_with_the_request_fields() {
     assert_eq!(request["status"], 200);
     assert_eq!(request["identity"], "localhost");
     assert!(request["duration_ms"].is_f64(), "{request}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_notify_socket_nobody_reads_does_not_stall_hearthd() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket_path = dir.path().join("notify");
+    // Bound and never read: its queue fills after a few watchdog pings.
+    let _socket = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("bind");
+    let hearthd = TestHearthd::start(
+        HEARTHD.as_ref(),
+        "postgres:///unused?host=/nonexistent",
+        &[
+            ("NOTIFY_SOCKET", socket_path.to_str().expect("utf-8 path")),
+            ("WATCHDOG_USEC", "20000"),
+        ],
+    )
+    .expect("hearthd");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    for _ in 0..20 {
+        let health = client
+            .get(format!("{}/healthz", hearthd.url))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("hearthd stalled: {e}\n{}", hearthd.log_text()));
+        assert_eq!(health.status(), 200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
