@@ -101,8 +101,12 @@ impl Tokens {
             .map(|dir| dir.join(TOKEN_CREDENTIAL))
             .filter(|path| path.exists());
         let mut tokens = Tokens::default();
-        for path in config.token_files.iter().cloned().chain(credential) {
-            let digest = read_token_digest(&path)?;
+        let configured = config
+            .token_files
+            .iter()
+            .map(|path| (path.clone(), Source::TokenFile));
+        for (path, source) in configured.chain(credential.map(|path| (path, Source::Credential))) {
+            let digest = read_token_digest(&path, source)?;
             if !tokens.digests.contains(&digest) {
                 tokens.digests.push(digest);
                 tokens.sources.push(path);
@@ -135,7 +139,17 @@ impl Tokens {
     }
 }
 
-fn read_token_digest(path: &Path) -> Result<[u8; 32], AuthError> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// A file named in `auth.token_files`: 0400 or 0600, nothing for group or others.
+    TokenFile,
+    /// systemd's copy in `$CREDENTIALS_DIRECTORY`. For a service with `User=`, systemd grants that user read
+    /// access through an ACL, which shows as group read in the mode (0440); the directory is private to the unit.
+    /// Write access or anything for others is still refused.
+    Credential,
+}
+
+fn read_token_digest(path: &Path, source: Source) -> Result<[u8; 32], AuthError> {
     let problem = |problem: String| AuthError::TokenFile {
         path: path.to_owned(),
         problem,
@@ -147,7 +161,11 @@ fn read_token_digest(path: &Path) -> Result<[u8; 32], AuthError> {
     if !meta.is_file() {
         return Err(problem("is not a regular file".into()));
     }
-    if meta.mode() & 0o077 != 0 {
+    let forbidden = match source {
+        Source::TokenFile => 0o077,
+        Source::Credential => 0o037,
+    };
+    if meta.mode() & forbidden != 0 {
         return Err(problem(format!(
             "is readable or writable by group/others (mode {:04o}); `chmod 0400` it",
             meta.mode() & 0o7777
@@ -182,6 +200,27 @@ mod tests {
         std::fs::write(&path, content).expect("write");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
         path
+    }
+
+    #[test]
+    fn a_credential_may_be_group_readable_as_systemds_acl_shows_it_but_a_token_file_may_not() {
+        let credentials = tempfile::tempdir().expect("tempdir");
+        token_file(credentials.path(), TOKEN_CREDENTIAL, &"t".repeat(43), 0o440);
+        let tokens = Tokens::load(&AuthConfig::default(), Some(credentials.path())).expect("0440 credential");
+        assert_eq!(tokens.sources().len(), 1);
+
+        token_file(credentials.path(), TOKEN_CREDENTIAL, &"t".repeat(43), 0o460);
+        let error =
+            Tokens::load(&AuthConfig::default(), Some(credentials.path())).expect_err("group-writable");
+        assert!(error.to_string().contains("mode 0460"), "{error}");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = AuthConfig {
+            token_files: vec![token_file(dir.path(), "token", &"t".repeat(43), 0o440)],
+            ..AuthConfig::default()
+        };
+        let error = Tokens::load(&config, None).expect_err("group-readable token file");
+        assert!(error.to_string().contains("mode 0440"), "{error}");
     }
 
     #[test]
