@@ -62,9 +62,10 @@ fn main() -> ExitCode {
         Command::Test { nextest_args } => test::run(&nextest_args),
         Command::Demo => demo::run(),
         Command::Bench { which } => bench::run(&which),
-        Command::NixCheck => {
-            deps::install(deps::Groups::LINT).and_then(|installed| nixcheck::run(&installed))
-        }
+        Command::NixCheck => deps::install(deps::Groups::LINT).and_then(|installed| {
+            nixcheck::run(&installed)?;
+            nixcheck::check_module_settings(&installed)
+        }),
         Command::NixFmt => nixcheck::format_in_place(),
     };
     match result {

@@ -125,3 +125,79 @@ fn nix_files() -> Result<Vec<PathBuf>> {
         .filter(|path| workspace_root().join(path).exists())
         .collect())
 }
+
+/// The settings the NixOS module renders by default (`nix/hearth-settings.nix`, a pure function), evaluated for
+/// each way the module calls it and validated with the real `hearthd check-config`: a key the module sets that
+/// hearthd does not accept fails here, not on someone's `nixos-rebuild`.
+pub fn check_module_settings(installed: &Installed) -> Result<()> {
+    let root = workspace_root();
+    let settings_file = root.join("nix/hearth-settings.nix");
+    if !settings_file.exists() {
+        println!("nix settings: no nix/hearth-settings.nix");
+        return Ok(());
+    }
+    let built = crate::cargo()
+        .args(["build", "--locked", "--package", "hearthd", "--bin", "hearthd"])
+        .status()?;
+    if !built.success() {
+        bail!("cannot build hearthd for the settings check");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let hearthd = target.join("debug/hearthd");
+    let nix_instantiate = installed.tool("nix-instantiate")?;
+    let scratch = tempfile::tempdir()?;
+    // A LAN listen address needs a token: the module wires the minted api-token credential; a stand-in here.
+    let credentials = scratch.path().join("credentials");
+    std::fs::create_dir(&credentials)?;
+    let stand_in = credentials.join("api-token");
+    std::fs::write(&stand_in, "stand-in-for-the-minted-api-token-used-at-check-time")?;
+    std::fs::set_permissions(&stand_in, std::os::unix::fs::PermissionsExt::from_mode(0o400))?;
+    let cases = [
+        ("default", r#"{ modelDir = "/m"; onnxruntime = "/o"; }"#),
+        (
+            "garage",
+            r#"{ modelDir = "/m"; onnxruntime = "/o"; blobBackend = "s3"; }"#,
+        ),
+        (
+            "lan",
+            r#"{ modelDir = "/m"; onnxruntime = "/o"; listen = "0.0.0.0:8080"; blobBackend = "s3"; }"#,
+        ),
+    ];
+    for (name, arguments) in cases {
+        let output = Command::new(nix_instantiate)
+            .current_dir(&root)
+            .args(["--eval", "--strict", "--json", "-E"])
+            .arg(format!("import ./nix/hearth-settings.nix {arguments}"))
+            .output()?;
+        if !output.status.success() {
+            bail!(
+                "nix/hearth-settings.nix does not evaluate ({name}): {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        let settings: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+        let rendered = scratch.path().join(format!("{name}.toml"));
+        std::fs::write(&rendered, toml::to_string(&settings)?)?;
+        let check = Command::new(&hearthd)
+            .arg("--config")
+            .arg(&rendered)
+            .arg("check-config")
+            .env("CREDENTIALS_DIRECTORY", &credentials)
+            .env("HEARTH_LOG", "warn")
+            .envs(
+                std::env::vars()
+                    .filter(|(key, _)| key.starts_with("HEARTH_") && key != "HEARTH_LOG")
+                    .map(|(key, _)| (key, String::new())),
+            )
+            .output()?;
+        if !check.status.success() {
+            bail!(
+                "hearthd check-config rejects the NixOS module's {name} settings:\n{}\n{}",
+                std::fs::read_to_string(&rendered)?,
+                String::from_utf8_lossy(&check.stdout).to_string() + &String::from_utf8_lossy(&check.stderr)
+            );
+        }
+    }
+    println!("nix settings: the module's default, garage and lan settings pass hearthd check-config");
+    Ok(())
+}

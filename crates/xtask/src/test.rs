@@ -31,6 +31,9 @@ pub fn run(nextest_args: &[String]) -> Result<()> {
         )
     })?;
     step("nix static checks", || nixcheck::run(&installed))?;
+    step("nix module settings", || {
+        nixcheck::check_module_settings(&installed)
+    })?;
     let nextest = installed.tool("cargo-nextest")?.to_owned();
     step("tests", || {
         let mut command = Command::new(&nextest);

@@ -1,0 +1,38 @@
+# The x86_64 appliance: a mini-PC or VM. Installed with
+#   nixos-anywhere --flake .#appliance \
+#     --generate-hardware-config nixos-generate-config ./hosts/appliance/hardware-configuration.nix root@<ip>
+# which writes (and `git add -N`s) the hardware file picked up below; a nixos-facter report works the same way as
+# ./facter.json. Without either, the drivers below boot common VMs and mini-PCs.
+{lib, ...}: {
+  imports =
+    [
+      ../../modules/profiles/appliance.nix
+      ./disko.nix
+    ]
+    ++ lib.optional (builtins.pathExists ./hardware-configuration.nix) ./hardware-configuration.nix;
+
+  config = lib.mkMerge [
+    {
+      nixpkgs.hostPlatform = "x86_64-linux";
+
+      boot.loader.systemd-boot.enable = lib.mkDefault true;
+      boot.loader.efi.canTouchEfiVariables = lib.mkDefault true;
+      boot.initrd.availableKernelModules = [
+        "nvme"
+        "ahci"
+        "xhci_pci"
+        "usb_storage"
+        "usbhid"
+        "sd_mod"
+        "virtio_pci"
+        "virtio_blk"
+        "virtio_scsi"
+      ];
+
+      system.stateVersion = "25.11";
+    }
+    (lib.optionalAttrs (builtins.pathExists ./facter.json) {
+      hardware.facter.reportPath = ./facter.json;
+    })
+  ];
+}

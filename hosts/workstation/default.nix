@@ -1,0 +1,37 @@
+# The NVIDIA workstation. Installed like the appliance:
+#   nixos-anywhere --flake .#workstation \
+#     --generate-hardware-config nixos-facter ./hosts/workstation/facter.json root@<ip>
+# (or nixos-generate-config ./hosts/workstation/hardware-configuration.nix). A real workstation needs one of the
+# two: the drivers below only cover the common disk controllers.
+{lib, ...}: {
+  imports =
+    [
+      ../../modules/profiles/workstation.nix
+      ./disko.nix
+    ]
+    ++ lib.optional (builtins.pathExists ./hardware-configuration.nix) ./hardware-configuration.nix;
+
+  config = lib.mkMerge [
+    {
+      nixpkgs.hostPlatform = "x86_64-linux";
+      networking.hostName = lib.mkDefault "hearth-gpu";
+      networking.useDHCP = lib.mkDefault true;
+
+      boot.loader.systemd-boot.enable = lib.mkDefault true;
+      boot.loader.efi.canTouchEfiVariables = lib.mkDefault true;
+      boot.initrd.availableKernelModules = [
+        "nvme"
+        "ahci"
+        "xhci_pci"
+        "usb_storage"
+        "usbhid"
+        "sd_mod"
+      ];
+
+      system.stateVersion = "25.11";
+    }
+    (lib.optionalAttrs (builtins.pathExists ./facter.json) {
+      hardware.facter.reportPath = ./facter.json;
+    })
+  ];
+}

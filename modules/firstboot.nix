@@ -1,0 +1,70 @@
+# First boot: `hearth-firstboot mint` creates every per-instance secret (nothing secret is in an image or the
+# store). Guarded by its sentinel rather than ConditionFirstBoot=, which is unreliable on NixOS; the binary is
+# idempotent anyway. Ordered before everything that loads a secret.
+{
+  config,
+  lib,
+  ...
+}: let
+  cfg = config.services.hearth;
+  sentinel = "${cfg.secretsDir}/.minted-v1";
+  underVarLib = lib.hasPrefix "/var/lib/" cfg.secretsDir;
+  writable =
+    lib.optional (!underVarLib) (dirOf cfg.secretsDir)
+    # systemd-creds keeps its host key there
+    ++ lib.optional cfg.firstboot.seal "/var/lib/systemd";
+in {
+  config = lib.mkIf (cfg.enable && cfg.firstboot.enable) {
+    systemd.services.hearth-firstboot = {
+      description = "hearth first boot: mint per-instance secrets";
+      wantedBy = ["multi-user.target"];
+      before = ["hearthd.service"] ++ lib.optional cfg.garage.enable "garage.service";
+      unitConfig.ConditionPathExists = "!${sentinel}";
+      # systemd-creds for --seal
+      path = lib.optional cfg.firstboot.seal config.systemd.package;
+      serviceConfig = {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        ExecStart = lib.concatStringsSep " " (
+          [
+            (lib.getExe cfg.firstboot.package)
+            "--secrets-dir ${cfg.secretsDir}"
+            "mint"
+          ]
+          ++ lib.optional cfg.firstboot.seal "--seal"
+        );
+        UMask = "0077";
+        StateDirectory = lib.mkIf underVarLib (lib.removePrefix "/var/lib/" cfg.secretsDir);
+        StateDirectoryMode = lib.mkIf underVarLib "0700";
+        ReadWritePaths = lib.mkIf (writable != []) writable;
+        # Needs no network; only the TPM for --seal.
+        PrivateNetwork = true;
+        PrivateDevices = !cfg.firstboot.seal;
+        CapabilityBoundingSet = [""];
+        NoNewPrivileges = true;
+        PrivateTmp = true;
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        ProtectClock = true;
+        ProtectControlGroups = true;
+        ProtectHostname = true;
+        ProtectKernelLogs = true;
+        ProtectKernelModules = true;
+        ProtectKernelTunables = true;
+        RestrictAddressFamilies = ["AF_UNIX"];
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        LockPersonality = true;
+        MemoryDenyWriteExecute = true;
+        SystemCallArchitectures = "native";
+        SystemCallFilter = ["@system-service"];
+      };
+    };
+
+    systemd.services.hearthd = {
+      after = ["hearth-firstboot.service"];
+      requires = ["hearth-firstboot.service"];
+    };
+  };
+}

@@ -1,0 +1,337 @@
+# services.hearth: the options of the whole hearth service (the other modules in this directory implement the
+# database, Garage and first-boot parts of them) and the hearthd unit itself.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}: let
+  inherit (lib) mkDefault mkEnableOption mkIf mkOption types;
+
+  cfg = config.services.hearth;
+  hearthPkgs = import ../nix/packages.nix {inherit pkgs;};
+  settingsFormat = pkgs.formats.toml {};
+
+  models = {
+    "nomic-embed-text-v1.5" = hearthPkgs.models.nomic-embed-text-v1_5;
+    "nomic-embed-text-v1.5-quantized" = hearthPkgs.models.nomic-embed-text-v1_5-quantized;
+    "all-minilm-l6-v2-int8" = hearthPkgs.models.all-minilm-l6-v2-int8;
+  };
+  modelDir =
+    if builtins.isString cfg.model && models ? ${cfg.model}
+    then models.${cfg.model}
+    else cfg.model;
+
+  # "127.0.0.1:8080" -> "127.0.0.1", "[::1]:8080" -> "::1"
+  listenHost = address: let
+    parts = builtins.match "\\[(.*)]:[0-9]+|(.*):[0-9]+" address;
+  in
+    if parts == null
+    then address
+    else if builtins.elemAt parts 0 != null
+    then builtins.elemAt parts 0
+    else builtins.elemAt parts 1;
+  listenPort = address: lib.toInt (lib.last (lib.splitString ":" address));
+  # What hearthd counts as loopback (Rust's IpAddr::is_loopback): 127.0.0.0/8 and ::1.
+  isLoopback = address: let
+    host = listenHost address;
+  in
+    host == "::1" || lib.hasPrefix "127." host;
+
+  listen = cfg.settings.listen;
+  tokenFiles = cfg.settings.auth.token_files or [];
+  hasToken = cfg.credentials ? api-token || tokenFiles != [];
+
+  inStore = path: lib.hasPrefix builtins.storeDir (toString path);
+  secretPaths =
+    lib.attrValues cfg.credentials
+    ++ tokenFiles
+    ++ lib.filter (path: path != null) [
+      (cfg.settings.blobs.access_key_id_file or null)
+      (cfg.settings.blobs.secret_access_key_file or null)
+    ];
+
+  configFile = settingsFormat.generate "hearth.toml" cfg.settings;
+
+  # attic's checkedConfigFile: hearthd validates the rendered file at build time, so an unknown key or an
+  # impossible value fails `nixos-rebuild`, not the service. Token files only exist on the running machine, so
+  # the check leaves them out and, like the unit, gets an `api-token` credential (a stand-in) when the service
+  # will have a token: the bind policy is checked as it will apply.
+  checkSettings =
+    if tokenFiles == []
+    then cfg.settings
+    else lib.recursiveUpdate cfg.settings {auth.token_files = [];};
+  checkedConfigFile =
+    pkgs.runCommand "hearth-checked.toml" {
+      nativeBuildInputs = [cfg.package];
+      preferLocalBuild = true;
+    } ''
+      export CREDENTIALS_DIRECTORY="$TMPDIR/credentials"
+      mkdir -m 0700 "$CREDENTIALS_DIRECTORY"
+      ${lib.optionalString hasToken ''
+        printf '%s' 'build-time-stand-in-for-the-minted-api-token-0' > "$CREDENTIALS_DIRECTORY/api-token"
+        chmod 0400 "$CREDENTIALS_DIRECTORY/api-token"
+      ''}
+      hearthd --config ${settingsFormat.generate "hearth-check.toml" checkSettings} check-config
+      cp ${configFile} $out
+    '';
+in {
+  options.services.hearth = {
+    enable = mkEnableOption "hearth, a private semantic search service (hearthd, its database, object store and first-boot secrets)";
+
+    package = mkOption {
+      type = types.package;
+      default = hearthPkgs.hearthd;
+      defaultText = lib.literalExpression "hearthd built from this flake";
+      description = "The hearthd package (wrapped so that it finds onnxruntime).";
+    };
+
+    cliPackage = mkOption {
+      type = types.package;
+      default = hearthPkgs.hearth;
+      defaultText = lib.literalExpression "hearth (the CLI) built from this flake";
+      description = "The `hearth` command-line client, installed system-wide.";
+    };
+
+    onnxruntimePackage = mkOption {
+      type = types.package;
+      default = hearthPkgs.onnxruntime;
+      defaultText = lib.literalExpression "pkgs.onnxruntime (asserted >= 1.24)";
+      description = ''
+        onnxruntime that hearthd loads (`embedding.onnxruntime`). fastembed's ort needs the C API of
+        onnxruntime 1.24 or later.
+      '';
+    };
+
+    model = mkOption {
+      type = types.either (types.enum (lib.attrNames models)) types.path;
+      default = "nomic-embed-text-v1.5";
+      example = "nomic-embed-text-v1.5-quantized";
+      description = ''
+        The embedding model: one of the models pinned in this flake (fixed-output fetches, every file's sha256
+        checked again by hearthd at load), or the path of a model directory with a `manifest.json`.
+        Changing it re-embeds every document in the background.
+      '';
+    };
+
+    listen = mkOption {
+      type = types.str;
+      default = "127.0.0.1:8080";
+      example = "0.0.0.0:8080";
+      description = ''
+        Address hearthd listens on (`settings.listen`). Any non-loopback address requires a bearer token: the
+        minted `api-token` credential (the default) or `settings.auth.token_files`.
+      '';
+    };
+
+    openFirewall = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Open the port of `listen` in the firewall (for LAN clients).";
+    };
+
+    secretsDir = mkOption {
+      type = types.str;
+      default = "/var/lib/hearth/secrets";
+      description = ''
+        Where `hearth-firstboot mint` keeps the per-instance secrets (root, 0700; files 0400). Services get
+        their own copies through `LoadCredential=`; nothing reads this directory directly except root.
+      '';
+    };
+
+    credentials = mkOption {
+      type = types.attrsOf types.str;
+      description = ''
+        systemd credentials hearthd gets (`LoadCredential=name:path`): `api-token` (bearer token), and with
+        Garage `s3-access-key-id` / `s3-secret-key`. Paths must not be in the Nix store.
+      '';
+    };
+
+    database.createLocally = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Run PostgreSQL with pgvector on this machine, with a `hearth` role and database reached over the
+        local socket with peer authentication. Set it to false and `settings.database.url` to use another server.
+      '';
+    };
+
+    garage.enable = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Keep the originals in a local single-node Garage (S3) provisioned on first boot. When false, hearthd
+        keeps them in a directory under its state directory.
+      '';
+    };
+
+    firstboot = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = "Mint every per-instance secret on first boot (`hearth-firstboot mint`).";
+      };
+      package = mkOption {
+        type = types.package;
+        default = hearthPkgs.hearth-firstboot;
+        defaultText = lib.literalExpression "hearth-firstboot built from this flake";
+        description = "The `hearth-firstboot` package.";
+      };
+      seal = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Also write `systemd-creds`-encrypted copies (TPM2 when present) of every secret under
+          `secretsDir/sealed/`, for `LoadCredentialEncrypted=`.
+        '';
+      };
+    };
+
+    settings = mkOption {
+      type = types.submodule {freeformType = settingsFormat.type;};
+      default = {};
+      example = lib.literalExpression ''
+        {
+          ingest.workers = 4;
+          embedding.intra_threads = 4;
+        }
+      '';
+      description = ''
+        hearth's configuration (`hearth.toml`): every key hearthd accepts, see the configuration table of
+        hearth's README. The module's own values are defaults (`lib.mkDefault`); the file is validated at build
+        time with `hearthd check-config`.
+      '';
+    };
+  };
+
+  config = mkIf cfg.enable {
+    services.hearth = {
+      settings = lib.mapAttrsRecursive (_: mkDefault) (import ../nix/hearth-settings.nix {
+        inherit (cfg) listen;
+        modelDir = "${modelDir}";
+        onnxruntime = "${cfg.onnxruntimePackage}/lib/libonnxruntime.so";
+        blobBackend =
+          if cfg.garage.enable
+          then "s3"
+          else "local";
+      });
+      credentials = lib.mkMerge [
+        {api-token = mkDefault "${cfg.secretsDir}/api-token";}
+        (mkIf cfg.garage.enable {
+          s3-access-key-id = mkDefault "${cfg.secretsDir}/s3-access-key-id";
+          s3-secret-key = mkDefault "${cfg.secretsDir}/s3-secret-key";
+        })
+      ];
+    };
+
+    assertions = [
+      {
+        assertion = isLoopback listen || hasToken;
+        message = ''
+          services.hearth: hearthd would listen on ${listen} without a bearer token, and would refuse to start.
+          Keep the minted `api-token` credential (services.hearth.credentials.api-token), set
+          services.hearth.settings.auth.token_files, or listen on loopback.
+        '';
+      }
+      {
+        assertion = !(lib.any inStore secretPaths) && !(inStore cfg.secretsDir);
+        message = ''
+          services.hearth: a secret path is inside ${builtins.storeDir}, which every user can read:
+          ${lib.concatStringsSep ", " (lib.filter inStore (secretPaths ++ [cfg.secretsDir]))}
+        '';
+      }
+    ];
+
+    users.users.hearth = {
+      isSystemUser = true;
+      group = "hearth";
+      description = "hearth service";
+    };
+    users.groups.hearth = {};
+
+    # /var/lib/hearth holds secrets/ (root, 0700) and data/ (hearth, 0700): traversable, never listable.
+    systemd.tmpfiles.settings."10-hearth"."/var/lib/hearth".d = {
+      mode = "0711";
+      user = "root";
+      group = "root";
+    };
+
+    environment.etc."hearth/hearth.toml".source = checkedConfigFile;
+    environment.systemPackages = [
+      cfg.cliPackage
+      cfg.package
+    ];
+
+    networking.firewall.allowedTCPPorts = lib.optional cfg.openFirewall (listenPort listen);
+
+    systemd.services.hearthd = {
+      description = "hearth: ingest, embed and search documents";
+      wantedBy = ["multi-user.target"];
+      after = ["network.target"];
+      # A unit that keeps failing ends `failed` (start-limit-hit) instead of restarting forever.
+      startLimitIntervalSec = 300;
+      startLimitBurst = 5;
+      environment.HEARTH_LOG = mkDefault "info";
+
+      serviceConfig = {
+        Type = "notify";
+        NotifyAccess = "main";
+        WatchdogSec = "60s";
+        ExecStart = "${lib.getExe cfg.package} --config ${checkedConfigFile} serve";
+        Restart = "on-failure";
+        RestartSec = "5s";
+        # Loading and verifying a model (sha256 of ~550 MB) on a Raspberry Pi takes a while.
+        TimeoutStartSec = "5min";
+        TimeoutStopSec = "30s";
+
+        # A static system user rather than DynamicUser: the role name is what PostgreSQL's peer authentication
+        # and ensureUsers match, the state directory keeps one owner across reboots (DynamicUser would move it
+        # to /var/lib/private and re-own the blob store whenever the UID changes), and /var/lib/hearth also
+        # holds root's secrets/, which a DynamicUser StateDirectory=hearth would take over.
+        User = "hearth";
+        Group = "hearth";
+        StateDirectory = "hearth/data";
+        StateDirectoryMode = "0700";
+        UMask = "0077";
+        LoadCredential = lib.mapAttrsToList (name: path: "${name}:${path}") cfg.credentials;
+
+        # Hardening (systemd.exec(5)); the aim is `systemd-analyze security hearthd` <= 2.
+        CapabilityBoundingSet = [""];
+        AmbientCapabilities = [""];
+        NoNewPrivileges = true;
+        DevicePolicy = mkDefault "closed";
+        PrivateDevices = mkDefault true;
+        PrivateTmp = true;
+        PrivateUsers = true;
+        PrivateMounts = true;
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        ProtectClock = true;
+        ProtectControlGroups = true;
+        ProtectHostname = true;
+        ProtectKernelLogs = true;
+        ProtectKernelModules = true;
+        ProtectKernelTunables = true;
+        ProtectProc = "invisible";
+        # ProcSubset=pid is left out: onnxruntime's cpuinfo reads /proc/cpuinfo to size its thread pool.
+        RemoveIPC = true;
+        RestrictAddressFamilies = [
+          "AF_UNIX"
+          "AF_INET"
+          "AF_INET6"
+        ];
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        LockPersonality = true;
+        MemoryDenyWriteExecute = true;
+        SystemCallArchitectures = "native";
+        SystemCallFilter = [
+          "@system-service"
+          "~@privileged"
+        ];
+        SystemCallErrorNumber = "EPERM";
+      };
+    };
+  };
+}

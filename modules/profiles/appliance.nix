@@ -1,0 +1,129 @@
+# The x86_64 appliance: a VM (qcow2 or OVA) or a mini-PC installed with nixos-anywhere. "Flash, boot, use":
+# DHCP, found as hearth.local, the root file system grows to the disk it was given, hearth listens on the LAN
+# (the first-boot API token is required there), and the model follows the memory the box is sized for.
+{
+  config,
+  lib,
+  ...
+}: let
+  cfg = config.hearth.appliance;
+  # nomic fp32 needs ~0.6 GB per loaded session (two with the query lane); below 8 GiB the quantized model
+  # leaves room for PostgreSQL's cache and Garage.
+  roomy = cfg.memoryMiB >= 8192;
+in {
+  imports = [../default.nix];
+
+  options.hearth.appliance = {
+    memoryMiB = lib.mkOption {
+      type = lib.types.ints.positive;
+      default = 4096;
+      example = 16384;
+      description = ''
+        Memory the appliance is sized for, in MiB. Chooses the embedding model (fp32 nomic from 8 GiB, the
+        quantized one below) and the memory of the VirtualBox appliance (OVA).
+      '';
+    };
+
+    autoUpgrade = {
+      enable = lib.mkEnableOption "unattended upgrades from a flake with `system.autoUpgrade`";
+      flake = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "github:example/hearth-site#appliance";
+        description = ''
+          Flake reference of this machine's configuration, for example your fork of hearth with the lock file
+          you want to follow. Required when `autoUpgrade.enable` is set.
+        '';
+      };
+      dates = lib.mkOption {
+        type = lib.types.str;
+        default = "04:00";
+        description = "When to upgrade (systemd calendar expression).";
+      };
+      allowReboot = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+        description = "Reboot when the kernel, initrd or kernel modules changed.";
+      };
+    };
+  };
+
+  config = lib.mkMerge [
+    {
+      hearth.substrate.enable = true;
+
+      services.hearth = {
+        enable = true;
+        model = lib.mkDefault (
+          if roomy
+          then "nomic-embed-text-v1.5"
+          else "nomic-embed-text-v1.5-quantized"
+        );
+        listen = lib.mkDefault "0.0.0.0:8080";
+        openFirewall = lib.mkDefault true;
+      };
+
+      networking.hostName = lib.mkDefault "hearth";
+      networking.useDHCP = lib.mkDefault true;
+
+      # hearth.local on the LAN, announced over mDNS.
+      services.avahi = {
+        enable = true;
+        nssmdns4 = true;
+        openFirewall = true;
+        publish = {
+          enable = true;
+          addresses = true;
+        };
+      };
+
+      # The guest agent only starts when the hypervisor offers its virtio port, so it costs nothing on metal.
+      services.qemuGuest.enable = true;
+
+      # A bigger virtual disk (or a bigger SSD image) becomes a bigger root file system on the next boot.
+      boot.growPartition = lib.mkDefault true;
+      fileSystems."/".autoResize = lib.mkDefault true;
+
+      # Image variants built from this configuration (`system.build.images.<variant>`, see nix/images.nix).
+      # disko describes the installed disk; an image brings its own partitions, so disko stays out of it.
+      image.modules = {
+        qemu-efi = {
+          disko.enableConfig = false;
+          virtualisation.diskSize = lib.mkDefault (32 * 1024);
+          image.baseName = "hearth-appliance-${config.system.nixos.label}";
+        };
+        virtualbox = {
+          disko.enableConfig = false;
+          virtualisation.diskSize = lib.mkDefault (32 * 1024);
+          image.baseName = "hearth-appliance-${config.system.nixos.label}";
+          virtualbox = {
+            vmName = "hearth";
+            memorySize = cfg.memoryMiB;
+          };
+          # VirtualBox boots the OVA with BIOS: GRUB on the legacy partition table the builder makes.
+          boot.loader.systemd-boot.enable = lib.mkForce false;
+          boot.loader.efi.canTouchEfiVariables = lib.mkForce false;
+          boot.loader.grub.enable = lib.mkForce true;
+          # The builder adds a plaintext swap file; the substrate's zram replaces it.
+          swapDevices = lib.mkForce [];
+        };
+      };
+    }
+
+    (lib.mkIf cfg.autoUpgrade.enable {
+      assertions = [
+        {
+          assertion = cfg.autoUpgrade.flake != null;
+          message = "hearth.appliance.autoUpgrade.enable needs hearth.appliance.autoUpgrade.flake.";
+        }
+      ];
+      # nixos-rebuild switch: hearthd runs its migrations at start, under a lock, before it reports ready.
+      system.autoUpgrade = {
+        enable = true;
+        inherit (cfg.autoUpgrade) flake dates allowReboot;
+        randomizedDelaySec = "45min";
+        persistent = true;
+      };
+    })
+  ];
+}

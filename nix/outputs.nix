@@ -1,0 +1,85 @@
+# The flake's outputs; flake.nix only declares inputs and calls this.
+inputs: let
+  inherit (inputs) self nixpkgs;
+  inherit (nixpkgs) lib;
+
+  systems = [
+    "x86_64-linux"
+    "aarch64-linux"
+  ];
+  forAllSystems = f:
+    lib.genAttrs systems (system:
+      f {
+        inherit system;
+        pkgs = nixpkgs.legacyPackages.${system};
+      });
+
+  hearthFor = pkgs:
+    import ./packages.nix {
+      inherit pkgs;
+      revision = self.rev or self.dirtyRev or "unknown";
+    };
+  imagesFor = system: import ./images.nix {inherit self system lib;};
+in {
+  packages = forAllSystems ({
+    system,
+    pkgs,
+  }: let
+    hearth = hearthFor pkgs;
+  in
+    {
+      inherit (hearth) hearthd hearth hearth-firstboot;
+      default = pkgs.symlinkJoin {
+        name = "hearth-${hearth.workspaceBuild.version}";
+        paths = [
+          hearth.hearthd
+          hearth.hearth
+          hearth.hearth-firstboot
+        ];
+        meta = hearth.hearthd.meta // {mainProgram = "hearth";};
+      };
+      model-nomic-embed-text-v1_5 = hearth.models.nomic-embed-text-v1_5;
+      model-nomic-embed-text-v1_5-quantized = hearth.models.nomic-embed-text-v1_5-quantized;
+      model-all-minilm-l6-v2-int8 = hearth.models.all-minilm-l6-v2-int8;
+    }
+    // imagesFor system);
+
+  nixosModules = {
+    default = ../modules;
+    hearth = ../modules/hearth.nix;
+    # The others extend services.hearth, so each brings the hearth module with it (imports of the same file
+    # are deduplicated by the module system).
+    postgres = {imports = [../modules/hearth.nix ../modules/postgres.nix];};
+    garage = {imports = [../modules/hearth.nix ../modules/garage.nix];};
+    firstboot = {imports = [../modules/hearth.nix ../modules/firstboot.nix];};
+    substrate = ../modules/substrate.nix;
+  };
+
+  nixosConfigurations = import ../hosts {inherit inputs self;};
+
+  checks = forAllSystems ({
+    system,
+    pkgs,
+  }:
+    import ./checks.nix {
+      inherit self system pkgs;
+      hearth = hearthFor pkgs;
+      images = imagesFor system;
+    });
+
+  devShells = forAllSystems ({pkgs, ...}: {
+    default = import ./devshell.nix {
+      inherit pkgs;
+      hearth = hearthFor pkgs;
+    };
+  });
+
+  formatter = forAllSystems ({pkgs, ...}: pkgs.alejandra);
+
+  apps = forAllSystems ({pkgs, ...}: {
+    demo = import ./demo.nix {
+      inherit pkgs;
+      hearth = hearthFor pkgs;
+    };
+  });
+}

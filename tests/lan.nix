@@ -1,0 +1,62 @@
+# LAN mode: hearthd listens on the network with the minted bearer token; a client without the token gets 401,
+# with a wrong one 401, with the right one 200. /healthz stays open.
+{
+  pkgs,
+  self,
+  hearth,
+  ...
+}:
+pkgs.testers.runNixOSTest {
+  name = "hearth-lan";
+
+  nodes = {
+    server = {
+      imports = [
+        self.nixosModules.default
+        ../nix/vm-test-node.nix
+      ];
+      services.hearth = {
+        listen = "0.0.0.0:8080";
+        openFirewall = true;
+      };
+    };
+    client = {
+      environment.systemPackages = [
+        hearth.hearth
+        pkgs.curl
+      ];
+    };
+  };
+
+  testScript = ''
+    def status_code(headers=""):
+        return client.succeed(
+            f"curl -s -o /dev/null -w '%{{http_code}}' {headers} http://server:8080/v1/documents"
+        ).strip()
+
+    start_all()
+    server.wait_for_unit("hearthd.service")
+    server.wait_until_succeeds("hearth status", timeout=300)
+    client.wait_for_unit("multi-user.target")
+    client.wait_until_succeeds("curl -sf http://server:8080/healthz", timeout=120)
+
+    with subtest("must fail: without a token the LAN gets 401"):
+        code = status_code()
+        assert code == "401", code
+        client.fail("hearth --url http://server:8080 search 'anything'")
+
+    with subtest("must fail: a wrong token gets 401"):
+        code = status_code("-H 'Authorization: Bearer not-the-token-not-the-token-not-the-token'")
+        assert code == "401", code
+
+    with subtest("the minted token gets 200"):
+        token = server.succeed("cat /var/lib/hearth/secrets/api-token").strip()
+        client.succeed(f"install -m 0400 /dev/null /root/token && printf %s '{token}' > /root/token")
+        code = status_code("-H \"Authorization: Bearer $(cat /root/token)\"")
+        assert code == "200", code
+        client.succeed("hearth --url http://server:8080 --token-file /root/token status")
+
+    with subtest("loopback on the server needs no token"):
+        server.succeed("curl -sf http://127.0.0.1:8080/v1/documents")
+  '';
+}
