@@ -32,7 +32,7 @@
   }:
     pkgs.stdenv.mkDerivation {
       name = "hearth-${name}";
-      inherit (hearth) src;
+      src = hearth.checkSrc;
       cargoDeps = pkgs.rustPlatform.importCargoLock {lockFile = ../Cargo.lock;};
       nativeBuildInputs =
         [

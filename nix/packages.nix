@@ -29,16 +29,22 @@
   rustTooOld = lib.versionOlder pkgs.rustc.version workspace.rust-version;
 
   # Only what cargo needs: a change to docs/, nix/ or tests/ does not rebuild the binaries.
+  cargoFiles = [
+    ../Cargo.toml
+    ../Cargo.lock
+    ../.cargo
+    ../.config
+    ../rustfmt.toml
+    ../crates
+  ];
   src = lib.fileset.toSource {
     root = ../.;
-    fileset = lib.fileset.unions [
-      ../Cargo.toml
-      ../Cargo.lock
-      ../.cargo
-      ../.config
-      ../rustfmt.toml
-      ../crates
-    ];
+    fileset = lib.fileset.unions cargoFiles;
+  };
+  # The checks also need the README: a test fails when a config key, route or metric is missing from it.
+  checkSrc = lib.fileset.toSource {
+    root = ../.;
+    fileset = lib.fileset.unions (cargoFiles ++ [../README.md]);
   };
 
   # Native build inputs of the -sys crates in Cargo.lock: aws-lc-sys (cmake, perl), onig_sys and the bundled
@@ -120,7 +126,7 @@
   };
 in
   assert lib.assertMsg (!rustTooOld) "hearth needs rustc >= ${workspace.rust-version}; this nixpkgs has ${pkgs.rustc.version}"; {
-    inherit onnxruntime models testEnv src nativeBuildInputs workspaceBuild hearthd;
+    inherit onnxruntime models testEnv src checkSrc nativeBuildInputs workspaceBuild hearthd;
     hearth = onlyBinary "hearth" "hearth's command-line client";
     hearth-firstboot = onlyBinary "hearth-firstboot" "hearth's first-boot secret minting and Garage provisioning";
   }
