@@ -52,11 +52,11 @@ pub enum AuthError {
 }
 
 /// Loopback is always allowed; anything else only with at least one bearer token to protect it.
-pub fn check_bind_policy(listen: std::net::SocketAddr, tokens: &Tokens) -> Result<(), AuthError> {
-    if !listen.ip().is_loopback() && tokens.is_empty() {
-        return Err(AuthError::OpenToTheNetwork { listen });
+pub fn check_bind_policy(addresses: &[std::net::SocketAddr], tokens: &Tokens) -> Result<(), AuthError> {
+    match addresses.iter().find(|address| !address.ip().is_loopback()) {
+        Some(&listen) if tokens.is_empty() => Err(AuthError::OpenToTheNetwork { listen }),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Who made a request, as logs show it.

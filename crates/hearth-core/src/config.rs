@@ -25,6 +25,7 @@ const SECTIONS: &[&str] = &[
     "auth",
     "blobs",
     "ingest",
+    "metrics",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,6 +39,17 @@ pub struct Config {
     pub auth: AuthConfig,
     pub blobs: BlobConfig,
     pub ingest: IngestConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A second address serving only `/metrics` (same bind policy and tokens as `listen`), for a scraper that
+    /// should not reach the API; unset: `/metrics` is on `listen` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +89,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             blobs: BlobConfig::default(),
             ingest: IngestConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -123,6 +136,11 @@ impl Config {
         let mut shown = self.clone();
         shown.database.url = redact_url_password(&shown.database.url);
         toml::to_string(&shown).map_err(|e| ConfigError::Invalid(format!("rendering the configuration: {e}")))
+    }
+
+    /// Every address hearthd listens on: `listen`, and `metrics.listen` when set.
+    pub fn listen_addresses(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.listen).chain(self.metrics.listen).collect()
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

@@ -110,7 +110,7 @@ pub async fn run(config: Result<Config, String>, credentials_dir: Option<&Path>)
     checks.push(database(&config.database.url).await);
     checks.push(blobs(&config, credentials_dir).await);
     checks.push(data_dirs(&config));
-    checks.push(listen(config.listen));
+    checks.push(listen(&config.listen_addresses()));
     checks
 }
 
@@ -143,14 +143,14 @@ fn tokens(config: &Config, credentials_dir: Option<&Path>) -> Check {
             error.to_string(),
             "give each token file mode 0400 or 0600 and one token of at least 32 characters",
         ),
-        Ok(tokens) => match crate::auth::check_bind_policy(config.listen, &tokens) {
+        Ok(tokens) => match crate::auth::check_bind_policy(&config.listen_addresses(), &tokens) {
             Err(error) => Check::fail(
                 "tokens",
                 error.to_string(),
                 "add auth.token_files (or the api-token credential), or listen on loopback",
             ),
             Ok(()) if tokens.is_empty() => {
-                Check::ok("tokens", format!("none needed: {} is loopback", config.listen))
+                Check::ok("tokens", "none needed: hearthd listens on loopback only")
             }
             Ok(()) => Check::ok(
                 "tokens",
@@ -368,13 +368,17 @@ fn data_dirs(config: &Config) -> Check {
     }
 }
 
-fn listen(address: SocketAddr) -> Check {
-    match TcpListener::bind(address) {
-        Ok(_) => Check::ok("listen", format!("{address} is free")),
-        Err(error) => Check::fail(
-            "listen",
-            format!("cannot listen on {address}: {error}"),
-            "stop what uses the port (a hearthd already running counts), or change `listen`",
-        ),
+fn listen(addresses: &[SocketAddr]) -> Check {
+    let mut free = Vec::new();
+    for address in addresses {
+        if let Err(error) = TcpListener::bind(address) {
+            return Check::fail(
+                "listen",
+                format!("cannot listen on {address}: {error}"),
+                "stop what uses the port (a hearthd already running counts), or change `listen`/`metrics.listen`",
+            );
+        }
+        free.push(address.to_string());
     }
+    Check::ok("listen", format!("{} free", free.join(", ")))
 }

@@ -143,6 +143,19 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
         .with_state(state)
 }
 
+/// `metrics.listen`: `/metrics` alone, behind the same authentication and request log as the API.
+pub fn metrics_router(state: AppState, auth: Arc<Auth>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
+        .layer(axum::middleware::from_fn(check_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.http_metrics),
+            observe::observe,
+        ))
+        .with_state(state)
+}
+
 /// The answer when a request meets `api.max_concurrent_requests` (shed at once, not queued) or
 /// `api.request_timeout_seconds`.
 fn limit_error(error: &tower::BoxError, config: &Config) -> ApiError {

@@ -87,7 +87,7 @@ fn main() -> ExitCode {
         .and_then(|config| match cli.command {
             Command::CheckConfig => {
                 let auth = load_auth(&config)?;
-                hearth_core::auth::check_bind_policy(config.listen, &auth.tokens)?;
+                hearth_core::auth::check_bind_policy(&config.listen_addresses(), &auth.tokens)?;
                 tracing::info!(tokens = ?auth.tokens.fingerprints(), "configuration is valid");
                 Ok(())
             }
@@ -135,7 +135,7 @@ async fn serve(config: Config) -> Result<()> {
 async fn run(config: Config, notifier: &Arc<Notifier>) -> Result<()> {
     let listen = config.listen;
     let auth = Arc::new(load_auth(&config)?);
-    hearth_core::auth::check_bind_policy(config.listen, &auth.tokens)?;
+    hearth_core::auth::check_bind_policy(&config.listen_addresses(), &auth.tokens)?;
     if !auth.tokens.is_empty() {
         tracing::info!(tokens = ?auth.tokens.fingerprints(), "bearer tokens loaded");
     }
@@ -169,6 +169,12 @@ async fn run(config: Config, notifier: &Arc<Notifier>) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}: is another process using it?"))?;
     tracing::info!(%listen, "hearthd listening");
+    let metrics_listener = match config.metrics.listen {
+        Some(address) => Some(tokio::net::TcpListener::bind(address).await.with_context(|| {
+            format!("cannot listen on {address} (metrics.listen): is another process using it?")
+        })?),
+        None => None,
+    };
 
     let (stop_workers, workers_stop) = tokio::sync::watch::channel(false);
     let workers: Vec<_> = (0..config.ingest.workers)
@@ -238,6 +244,18 @@ async fn run(config: Config, notifier: &Arc<Notifier>) -> Result<()> {
         std::future::pending::<Result<()>>().await
     };
 
+    if let Some(listener) = metrics_listener {
+        let address = listener.local_addr()?;
+        let metrics_app = http::metrics_router(state.clone(), Arc::clone(&auth))
+            .into_make_service_with_connect_info::<SocketAddr>();
+        tracing::info!(%address, "metrics listening");
+        // Ends with the process; a scrape in flight at shutdown is simply cut.
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, metrics_app).await {
+                tracing::error!(%error, "the metrics listener failed");
+            }
+        });
+    }
     let app = http::router(state, auth).into_make_service_with_connect_info::<SocketAddr>();
     let stopping = Arc::clone(notifier);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {

@@ -149,3 +149,17 @@ fn an_exposed_token_file_stops_hearthd_naming_it() {
         "{printed}"
     );
 }
+
+#[test]
+fn a_missing_token_file_fails_check_config_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("api-token");
+    let setting = format!("[\"{}\"]", missing.display());
+    let refused = check_config(&[("HEARTH_AUTH__TOKEN_FILES", &setting)], None);
+    assert!(!refused.status.success(), "a missing token file passed");
+    let printed = text(&refused);
+    assert!(
+        printed.contains(&format!("token file {}: cannot open", missing.display())),
+        "{printed}"
+    );
+}

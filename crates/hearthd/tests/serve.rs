@@ -550,3 +550,45 @@ async fn a_notify_socket_nobody_reads_does_not_stall_hearthd() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn metrics_can_have_a_listener_of_their_own_that_serves_nothing_else() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let hearthd = TestHearthd::start(
+        HEARTHD.as_ref(),
+        "postgres:///unused?host=/nonexistent",
+        &[("HEARTH_METRICS__LISTEN", &address)],
+    )
+    .expect("hearthd");
+    let metrics = reqwest::get(format!("http://{address}/metrics"))
+        .await
+        .expect("metrics");
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.text().await.expect("text").contains("hearth_build_info"));
+    let api = reqwest::get(format!("http://{address}/healthz"))
+        .await
+        .expect("healthz on the metrics listener");
+    assert_eq!(api.status(), 404, "the metrics listener serves the API");
+    // The API listener keeps /metrics too.
+    let own = reqwest::get(format!("{}/metrics", hearthd.url))
+        .await
+        .expect("metrics");
+    assert_eq!(own.status(), 200);
+
+    // A metrics address on the LAN falls under the bind policy like `listen`.
+    let refused = Command::new(HEARTHD)
+        .arg("check-config")
+        .env("HEARTH_METRICS__LISTEN", "0.0.0.0:9100")
+        .output()
+        .expect("check-config");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("0.0.0.0:9100")
+            || String::from_utf8_lossy(&refused.stdout).contains("0.0.0.0:9100"),
+        "{refused:?}"
+    );
+}
