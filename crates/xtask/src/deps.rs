@@ -100,10 +100,11 @@ pub fn install(groups: Groups) -> Result<Installed> {
     let mut tools = std::collections::BTreeMap::new();
     for (name, spec) in &manifest.crates {
         if groups.includes(&spec.group) {
-            tools.insert(
-                name.clone(),
-                bootstrap.cargo_install(name, &spec.version, spec.unless_on_path.as_deref())?,
-            );
+            let path = match (name.as_str(), provided(Deps::GARAGE_BIN)) {
+                ("garage", Some(garage)) => garage,
+                _ => bootstrap.cargo_install(name, &spec.version, spec.unless_on_path.as_deref())?,
+            };
+            tools.insert(name.clone(), path);
         }
     }
     for (package, spec) in &manifest.debian {
@@ -115,19 +116,37 @@ pub fn install(groups: Groups) -> Result<Installed> {
     let env_file = cache.join(ENV_FILE);
     let mut env = read_env_file(&env_file);
     let deps = if groups.runtime {
-        let postgres_dir = bootstrap.extract("postgres", &manifest.postgres)?;
-        let onnxruntime_dir = bootstrap.extract("onnxruntime", &manifest.onnxruntime)?;
-        let mut model_dirs = Vec::new();
-        for name in manifest.models.keys() {
-            model_dirs.push(bootstrap.model(name)?);
-        }
+        // Each may come from the environment instead (the Nix dev shell sets them from nixpkgs); then nothing is
+        // fetched for it.
+        let postgres_bin = match provided(Deps::POSTGRES_BIN) {
+            Some(bin) => bin,
+            None => bootstrap
+                .extract("postgres", &manifest.postgres)?
+                .join(required(&manifest.postgres.bin, "postgres.bin")?),
+        };
+        let ort_dylib = match provided(Deps::ORT_DYLIB) {
+            Some(library) => library,
+            None => bootstrap
+                .extract("onnxruntime", &manifest.onnxruntime)?
+                .join(required(&manifest.onnxruntime.library, "onnxruntime.library")?),
+        };
+        let test_model_dir = match provided(Deps::TEST_MODEL_DIR) {
+            Some(dir) => dir,
+            None => {
+                let mut model_dirs = Vec::new();
+                for name in manifest.models.keys() {
+                    model_dirs.push(bootstrap.model(name)?);
+                }
+                model_dirs
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| anyhow!("deps.toml pins no test model"))?
+            }
+        };
         let deps = Deps {
-            postgres_bin: postgres_dir.join(required(&manifest.postgres.bin, "postgres.bin")?),
-            ort_dylib: onnxruntime_dir.join(required(&manifest.onnxruntime.library, "onnxruntime.library")?),
-            test_model_dir: model_dirs
-                .into_iter()
-                .next()
-                .ok_or_else(|| anyhow!("deps.toml pins no test model"))?,
+            postgres_bin,
+            ort_dylib,
+            test_model_dir,
             garage_bin: tools
                 .get("garage")
                 .cloned()
@@ -140,7 +159,10 @@ pub fn install(groups: Groups) -> Result<Installed> {
     };
     for (name, spec) in &manifest.python {
         if groups.includes(&spec.group) {
-            let python = bootstrap.python_env(name, &spec.requirements)?;
+            let python = match provided(&spec.env) {
+                Some(python) => python,
+                None => bootstrap.python_env(name, &spec.requirements)?,
+            };
             env.insert(spec.env.clone(), python.display().to_string());
         }
     }
@@ -151,6 +173,22 @@ pub fn install(groups: Groups) -> Result<Installed> {
     write_atomically(&env_file, text.as_bytes())?;
     println!("deps: wrote {}", env_file.display());
     Ok(Installed { deps, tools, env })
+}
+
+/// A dependency the environment already names (a non-empty variable pointing at something that exists), so the
+/// bootstrap leaves it alone.
+fn provided(var: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var_os(var).filter(|v| !v.is_empty())?);
+    if path.exists() {
+        println!("deps: {var}={} from the environment", path.display());
+        Some(path)
+    } else {
+        println!(
+            "deps: {var}={} does not exist; fetching the pinned one instead",
+            path.display()
+        );
+        None
+    }
 }
 
 struct Bootstrap<'a> {
