@@ -87,7 +87,8 @@ pkgs.testers.runNixOSTest {
 
     with subtest("must fail: a hearthd that cannot start ends failed, not in a hidden restart loop"):
         machine.succeed("mkdir -p /run/systemd/system/hearthd.service.d")
-        machine.succeed("printf '[Service]\\nEnvironment=HEARTH_EMBEDDING__MODEL_DIR=/nonexistent\\n' > /run/systemd/system/hearthd.service.d/broken.conf")
+        # An unknown key makes hearthd exit at once (a broken model would not: it serves degraded).
+        machine.succeed("printf '[Service]\\nEnvironment=HEARTH_INGEST__WORKRES=2\\n' > /run/systemd/system/hearthd.service.d/broken.conf")
         machine.succeed("systemctl daemon-reload")
         machine.execute("systemctl restart hearthd.service")
         machine.wait_until_succeeds("systemctl is-failed hearthd.service", timeout=600)

@@ -33,6 +33,11 @@ pub enum ModelState {
         model: String,
     },
     Ready(Embedder),
+    /// Could not be loaded (a file missing or damaged, onnxruntime or CUDA unusable); hearthd serves the rest.
+    Failed {
+        model: String,
+        reason: String,
+    },
 }
 
 /// The model slot: `Loading` until the background load finishes.
@@ -57,6 +62,10 @@ impl ModelSlot {
             }
             ModelState::Loaded { .. } => Err(ApiError::NotReady(
                 "the embedding model is loaded and waits for the database".into(),
+            )),
+            // The reason (paths, library errors) is for the operator: /readyz and the log carry it.
+            ModelState::Failed { .. } => Err(ApiError::NotReady(
+                "the embedding model failed to load; an operator must fix it (see /readyz)".into(),
             )),
         }
     }
@@ -237,6 +246,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
         ),
         ModelState::Loaded { model } => (
             json!({ "status": "loaded", "model": model, "waiting_for": "the database" }),
+            false,
+        ),
+        ModelState::Failed { model, reason } => (
+            json!({ "status": "failed", "model": model, "error": reason }),
             false,
         ),
     };

@@ -202,19 +202,29 @@ async fn run(config: Config, notifier: &Arc<Notifier>) -> Result<()> {
             let metrics = metrics.clone();
             move || Embedder::load(&embedder_config, metrics)
         });
+        let model_label = model_label(&config.embedding.model_dir);
+        // A model that cannot be loaded does not stop hearthd: documents and keyword search still work, and
+        // /readyz and systemd's STATUS= say what is wrong until an operator fixes it and restarts.
         let loaded = async {
-            match loading.await {
+            let failure = match loading.await {
                 Ok(Ok(embedder)) => {
                     model_state.set(ModelState::Loaded {
                         model: embedder.manifest().id.clone(),
                     });
-                    Ok(embedder)
+                    return Ok::<_, anyhow::Error>(Some(embedder));
                 }
-                Ok(Err(error)) => Err(anyhow::Error::from(error).context("cannot load the embedding model")),
-                Err(join) => Err(anyhow::anyhow!("model loading panicked: {join}")),
-            }
+                Ok(Err(error)) => format!("{:#}", anyhow::Error::from(error)),
+                Err(join) => format!("model loading panicked: {join}"),
+            };
+            tracing::error!(reason = %failure, "cannot load the embedding model: serving documents and keyword \
+                search only; /readyz stays 503 until the model is fixed and hearthd restarted");
+            model_state.set(ModelState::Failed {
+                model: model_label.clone(),
+                reason: failure,
+            });
+            Ok(None)
         };
-        // Either failing stops hearthd at once; a database that is merely not up yet is waited for.
+        // A failed migration stops hearthd at once; a database that is merely not up yet is waited for.
         let migrated = async {
             migrate_when_reachable(&pool).await?;
             // Documents and keyword search work from here on; vector search once the model is in.
@@ -222,6 +232,17 @@ async fn run(config: Config, notifier: &Arc<Notifier>) -> Result<()> {
             Ok(())
         };
         let ((), embedder) = tokio::try_join!(migrated, loaded)?;
+        let Some(embedder) = embedder else {
+            // Started, but degraded: READY=1 so that systemd does not kill and restart it over a model that a
+            // restart cannot fix; the STATUS line and /readyz carry the failure.
+            if let ModelState::Failed { reason, .. } = model_state.get() {
+                ready_notifier.notify(&format!(
+                    "READY=1\nSTATUS=degraded: the embedding model failed to load ({reason}); documents and \
+                     keyword search work"
+                ));
+            }
+            return std::future::pending::<Result<()>>().await;
+        };
         tracing::info!(
             model = %embedder.manifest().id,
             dir = %embedder.model_dir().display(),
@@ -296,7 +317,7 @@ fn startup_status(model: &ModelSlot, library: &Library) -> Option<String> {
             format!("loading model {model} ({} s)", since.elapsed().as_secs())
         }
         ModelState::Loaded { model } => format!("model {model} loaded"),
-        ModelState::Ready(_) => return None,
+        ModelState::Ready(_) | ModelState::Failed { .. } => return None,
     };
     if library.pool().is_err() {
         status.push_str("; waiting for the database");

@@ -147,45 +147,127 @@ fn refuses_a_non_loopback_bind() {
     assert!(stderr.contains("refusing to listen on 0.0.0.0"), "{stderr}");
 }
 
-#[test]
-fn a_broken_model_stops_hearthd_naming_the_file() {
-    let model = hearth_testkit::test_model_copy().expect("model copy");
-    std::fs::write(model.path().join("tokenizer.json"), b"{}").expect("tamper");
-    let output = Command::new(HEARTHD)
-        .arg("serve")
-        .env("HEARTH_LISTEN", "127.0.0.1:0")
-        .env("HEARTH_EMBEDDING__MODEL_DIR", model.path())
-        .env("HEARTH_BLOBS__PATH", model.path().join("blobs"))
-        .output()
-        .expect("hearthd runs");
-    assert!(
-        !output.status.success(),
-        "hearthd kept running with a tampered model"
-    );
-    let log = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
-    assert!(log.contains("tokenizer.json") && log.contains("sha256"), "{log}");
+/// Polls `/readyz` until the model's status is `failed`; returns the body.
+async fn wait_model_failed(hearthd: &TestHearthd) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let response = reqwest::get(format!("{}/readyz", hearthd.url))
+            .await
+            .expect("readyz");
+        assert_eq!(response.status(), 503);
+        let body: Value = response.json().await.expect("json");
+        if body["model"]["status"] == "failed" {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the model never failed: {body}\n{}",
+            hearthd.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
-/// No silent fallback: asked for CUDA with an onnxruntime that has none (the CPU build the kit uses), hearthd stops
-/// and says what to change. The GPU path itself needs a machine with one.
-#[test]
-fn cuda_without_a_cuda_onnxruntime_stops_hearthd_saying_so() {
+/// A damaged model does not take the documents down with it: hearthd stays up, not ready, naming the file, and
+/// keyword search keeps working.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_model_leaves_hearthd_up_but_not_ready_naming_the_file() {
+    let postgres = TestPostgres::start().expect("postgres");
+    let database_url = postgres.create_database().expect("database");
+    let model = hearth_testkit::test_model_copy().expect("model copy");
+    std::fs::write(model.path().join("tokenizer.json"), b"{}").expect("tamper");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket_path = dir.path().join("notify");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("bind");
+    let notifications = collect_notifications(socket);
+    let hearthd = TestHearthd::start(
+        HEARTHD.as_ref(),
+        &database_url,
+        &[
+            (
+                "HEARTH_EMBEDDING__MODEL_DIR",
+                model.path().to_str().expect("utf-8"),
+            ),
+            ("NOTIFY_SOCKET", socket_path.to_str().expect("utf-8")),
+        ],
+    )
+    .expect("hearthd");
+
+    let body = wait_model_failed(&hearthd).await;
+    let error = body["model"]["error"].as_str().expect("error");
+    assert!(
+        error.contains("tokenizer.json") && error.contains("sha256"),
+        "{body}"
+    );
+    assert_eq!(body["model"]["model"], "sentence-transformers/all-MiniLM-L6-v2");
+    // systemd hears it started, degraded, and why (a restart would not help).
+    let messages = wait_for_notifications(&notifications, 30, |m| m.iter().any(|m| m.contains("READY=1")));
+    assert!(
+        messages.iter().any(
+            |m| m.contains("STATUS=degraded: the embedding model failed") && m.contains("tokenizer.json")
+        ),
+        "{messages:?}"
+    );
+
+    let client = reqwest::Client::new();
+    let embed = client
+        .post(format!("{}/v1/embeddings", hearthd.url))
+        .json(&serde_json::json!({"input": "hello"}))
+        .send()
+        .await
+        .expect("embeddings");
+    assert_eq!(embed.status(), 503);
+    let text = embed.text().await.expect("text");
+    assert!(text.contains("failed to load"), "{text}");
+    assert!(
+        !text.contains("tokenizer.json"),
+        "internal detail in an API answer: {text}"
+    );
+
+    // Documents and keyword search still work once the schema is migrated.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let keyword = client
+            .post(format!("{}/v1/search", hearthd.url))
+            .json(&serde_json::json!({"query": "anything", "mode": "keyword"}))
+            .send()
+            .await
+            .expect("search");
+        if keyword.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "keyword search never worked: {}",
+            keyword.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let upload = client
+        .post(format!("{}/v1/documents", hearthd.url))
+        .header("content-type", "text/plain")
+        .body("kept safe while the model is broken")
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(upload.status(), 202, "uploads are still accepted and queued");
+}
+
+/// No silent fallback: asked for CUDA with an onnxruntime that has none (the CPU build the kit uses), hearthd
+/// says so at once and does not embed on the CPU. The GPU path itself needs a machine with one.
+#[tokio::test]
+async fn cuda_without_a_cuda_onnxruntime_is_a_failed_model_saying_so() {
     let deps = hearth_testkit::Deps::load().expect("deps");
-    let blobs = tempfile::tempdir().expect("tempdir");
-    let output = Command::new(HEARTHD)
-        .arg("serve")
-        .env("HEARTH_LISTEN", "127.0.0.1:0")
-        .env("HEARTH_EMBEDDING__MODEL_DIR", &deps.test_model_dir)
-        .env("HEARTH_EMBEDDING__ONNXRUNTIME", &deps.ort_dylib)
-        .env("HEARTH_EMBEDDING__EXECUTION_PROVIDER", "cuda")
-        .env("HEARTH_DATABASE__URL", "postgres:///unused?host=/nonexistent")
-        .env("HEARTH_BLOBS__PATH", blobs.path())
-        .output()
-        .expect("hearthd runs");
-    assert!(!output.status.success(), "hearthd ran without CUDA");
-    let log = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
-    assert!(log.contains("no CUDA execution provider"), "{log}");
-    assert!(log.contains(&deps.ort_dylib.display().to_string()), "{log}");
+    let hearthd = TestHearthd::start(
+        HEARTHD.as_ref(),
+        "postgres:///unused?host=/nonexistent",
+        &[("HEARTH_EMBEDDING__EXECUTION_PROVIDER", "cuda")],
+    )
+    .expect("hearthd");
+    let body = wait_model_failed(&hearthd).await;
+    let error = body["model"]["error"].as_str().expect("error");
+    assert!(error.contains("no CUDA execution provider"), "{body}");
+    assert!(error.contains(&deps.ort_dylib.display().to_string()), "{body}");
 }
 
 #[test]
