@@ -1,6 +1,6 @@
 # The NVIDIA workstation class (x86_64): the open NVIDIA kernel module, onnxruntime built with CUDA, hearthd on the
-# CUDA execution provider (it refuses to start when the GPU or the provider is missing, rather than quietly falling
-# back to the CPU), a LAN listener behind the first-boot token, and an optional GPU container for a reasoning
+# CUDA execution provider (when the GPU or the provider is missing it does not embed at all and /readyz says why,
+# rather than quietly falling back to the CPU), a LAN listener behind the first-boot token, and an optional GPU container for a reasoning
 # engine that hearth appliances on the LAN can use.
 {
   config,
