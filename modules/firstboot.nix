@@ -22,44 +22,29 @@ in {
       unitConfig.ConditionPathExists = "!${sentinel}";
       # systemd-creds for --seal
       path = lib.optional cfg.firstboot.seal config.systemd.package;
-      serviceConfig = {
-        Type = "oneshot";
-        RemainAfterExit = true;
-        ExecStart = lib.concatStringsSep " " (
-          [
-            (lib.getExe cfg.firstboot.package)
-            "--secrets-dir ${cfg.secretsDir}"
-            "mint"
-          ]
-          ++ lib.optional cfg.firstboot.seal "--seal"
-        );
-        UMask = "0077";
-        StateDirectory = lib.mkIf underVarLib (lib.removePrefix "/var/lib/" cfg.secretsDir);
-        StateDirectoryMode = lib.mkIf underVarLib "0700";
-        ReadWritePaths = lib.mkIf (writable != []) writable;
-        # Needs no network; only the TPM for --seal.
-        PrivateNetwork = true;
-        PrivateDevices = !cfg.firstboot.seal;
-        CapabilityBoundingSet = [""];
-        NoNewPrivileges = true;
-        PrivateTmp = true;
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        ProtectClock = true;
-        ProtectControlGroups = true;
-        ProtectHostname = true;
-        ProtectKernelLogs = true;
-        ProtectKernelModules = true;
-        ProtectKernelTunables = true;
-        RestrictAddressFamilies = ["AF_UNIX"];
-        RestrictNamespaces = true;
-        RestrictRealtime = true;
-        RestrictSUIDSGID = true;
-        LockPersonality = true;
-        MemoryDenyWriteExecute = true;
-        SystemCallArchitectures = "native";
-        SystemCallFilter = ["@system-service"];
-      };
+      serviceConfig =
+        import ../nix/hardening.nix
+        // {
+          Type = "oneshot";
+          RemainAfterExit = true;
+          ExecStart = lib.concatStringsSep " " (
+            [
+              (lib.getExe cfg.firstboot.package)
+              "--secrets-dir ${cfg.secretsDir}"
+              "mint"
+            ]
+            ++ lib.optional cfg.firstboot.seal "--seal"
+          );
+          UMask = "0077";
+          StateDirectory = lib.mkIf underVarLib (lib.removePrefix "/var/lib/" cfg.secretsDir);
+          StateDirectoryMode = lib.mkIf underVarLib "0700";
+          ReadWritePaths = lib.mkIf (writable != []) writable;
+          # Needs no network; only the TPM for --seal.
+          PrivateNetwork = true;
+          PrivateDevices = !cfg.firstboot.seal;
+          RestrictAddressFamilies = ["AF_UNIX"];
+          SystemCallFilter = ["@system-service"];
+        };
     };
 
     systemd.services.hearthd = {

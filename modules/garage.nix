@@ -70,44 +70,29 @@ in {
         "hearth-firstboot.service"
       ];
       before = ["hearthd.service"];
-      serviceConfig = {
-        Type = "oneshot";
-        RemainAfterExit = true;
-        ExecStart = lib.concatStringsSep " " [
-          (lib.getExe cfg.firstboot.package)
-          "--secrets-dir ${cfg.secretsDir}"
-          "garage"
-          "--admin-endpoint http://${adminApi}"
-          "--wait-seconds 120"
-        ];
-        UMask = "0077";
-        CapabilityBoundingSet = [""];
-        NoNewPrivileges = true;
-        PrivateDevices = true;
-        PrivateTmp = true;
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        ProtectClock = true;
-        ProtectControlGroups = true;
-        ProtectHostname = true;
-        ProtectKernelLogs = true;
-        ProtectKernelModules = true;
-        ProtectKernelTunables = true;
-        RestrictAddressFamilies = [
-          "AF_INET"
-          "AF_INET6"
-          "AF_UNIX"
-        ];
-        IPAddressDeny = "any";
-        IPAddressAllow = "localhost";
-        RestrictNamespaces = true;
-        RestrictRealtime = true;
-        RestrictSUIDSGID = true;
-        LockPersonality = true;
-        MemoryDenyWriteExecute = true;
-        SystemCallArchitectures = "native";
-        SystemCallFilter = ["@system-service"];
-      };
+      serviceConfig =
+        import ../nix/hardening.nix
+        // {
+          Type = "oneshot";
+          RemainAfterExit = true;
+          ExecStart = lib.concatStringsSep " " [
+            (lib.getExe cfg.firstboot.package)
+            "--secrets-dir ${cfg.secretsDir}"
+            "garage"
+            "--admin-endpoint http://${adminApi}"
+            "--wait-seconds 120"
+          ];
+          UMask = "0077";
+          PrivateDevices = true;
+          RestrictAddressFamilies = [
+            "AF_INET"
+            "AF_INET6"
+            "AF_UNIX"
+          ];
+          IPAddressDeny = "any";
+          IPAddressAllow = "localhost";
+          SystemCallFilter = ["@system-service"];
+        };
     };
 
     systemd.services.hearthd = {

@@ -273,65 +273,50 @@ in {
       startLimitBurst = 5;
       environment.HEARTH_LOG = mkDefault "info";
 
-      serviceConfig = {
-        Type = "notify";
-        NotifyAccess = "main";
-        WatchdogSec = "60s";
-        ExecStart = "${lib.getExe cfg.package} --config ${checkedConfigFile} serve";
-        Restart = "on-failure";
-        RestartSec = "5s";
-        # Loading and verifying a model (sha256 of ~550 MB) on a Raspberry Pi takes a while.
-        TimeoutStartSec = "5min";
-        TimeoutStopSec = "30s";
+      serviceConfig =
+        import ../nix/hardening.nix
+        // {
+          Type = "notify";
+          NotifyAccess = "main";
+          WatchdogSec = "60s";
+          ExecStart = "${lib.getExe cfg.package} --config ${checkedConfigFile} serve";
+          Restart = "on-failure";
+          RestartSec = "5s";
+          # Loading and verifying a model (sha256 of ~550 MB) on a Raspberry Pi takes a while.
+          TimeoutStartSec = "5min";
+          TimeoutStopSec = "30s";
 
-        # A static system user rather than DynamicUser: the role name is what PostgreSQL's peer authentication
-        # and ensureUsers match, the state directory keeps one owner across reboots (DynamicUser would move it
-        # to /var/lib/private and re-own the blob store whenever the UID changes), and /var/lib/hearth also
-        # holds root's secrets/, which a DynamicUser StateDirectory=hearth would take over.
-        User = "hearth";
-        Group = "hearth";
-        StateDirectory = "hearth/data";
-        StateDirectoryMode = "0700";
-        UMask = "0077";
-        LoadCredential = lib.mapAttrsToList (name: path: "${name}:${path}") cfg.credentials;
+          # A static system user rather than DynamicUser: the role name is what PostgreSQL's peer authentication
+          # and ensureUsers match, the state directory keeps one owner across reboots (DynamicUser would move it
+          # to /var/lib/private and re-own the blob store whenever the UID changes), and /var/lib/hearth also
+          # holds root's secrets/, which a DynamicUser StateDirectory=hearth would take over.
+          User = "hearth";
+          Group = "hearth";
+          StateDirectory = "hearth/data";
+          StateDirectoryMode = "0700";
+          UMask = "0077";
+          LoadCredential = lib.mapAttrsToList (name: path: "${name}:${path}") cfg.credentials;
 
-        # Hardening (systemd.exec(5)); the aim is `systemd-analyze security hearthd` <= 2.
-        CapabilityBoundingSet = [""];
-        AmbientCapabilities = [""];
-        NoNewPrivileges = true;
-        DevicePolicy = mkDefault "closed";
-        PrivateDevices = mkDefault true;
-        PrivateTmp = true;
-        PrivateUsers = true;
-        PrivateMounts = true;
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        ProtectClock = true;
-        ProtectControlGroups = true;
-        ProtectHostname = true;
-        ProtectKernelLogs = true;
-        ProtectKernelModules = true;
-        ProtectKernelTunables = true;
-        ProtectProc = "invisible";
-        # ProcSubset=pid is left out: onnxruntime's cpuinfo reads /proc/cpuinfo to size its thread pool.
-        RemoveIPC = true;
-        RestrictAddressFamilies = [
-          "AF_UNIX"
-          "AF_INET"
-          "AF_INET6"
-        ];
-        RestrictNamespaces = true;
-        RestrictRealtime = true;
-        RestrictSUIDSGID = true;
-        LockPersonality = true;
-        MemoryDenyWriteExecute = true;
-        SystemCallArchitectures = "native";
-        SystemCallFilter = [
-          "@system-service"
-          "~@privileged"
-        ];
-        SystemCallErrorNumber = "EPERM";
-      };
+          # Beyond the shared sandbox (nix/hardening.nix); the aim is `systemd-analyze security hearthd` <= 2.
+          AmbientCapabilities = [""];
+          DevicePolicy = mkDefault "closed";
+          PrivateDevices = mkDefault true;
+          PrivateUsers = true;
+          PrivateMounts = true;
+          ProtectProc = "invisible";
+          # ProcSubset=pid is left out: onnxruntime's cpuinfo reads /proc/cpuinfo to size its thread pool.
+          RemoveIPC = true;
+          RestrictAddressFamilies = [
+            "AF_UNIX"
+            "AF_INET"
+            "AF_INET6"
+          ];
+          SystemCallFilter = [
+            "@system-service"
+            "~@privileged"
+          ];
+          SystemCallErrorNumber = "EPERM";
+        };
     };
   };
 }
