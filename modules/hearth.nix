@@ -39,6 +39,7 @@
     host == "::1" || lib.hasPrefix "127." host;
 
   listen = cfg.settings.listen;
+  bindsSpecificAddress = !(isLoopback listen) && !(lib.elem (listenHost listen) ["0.0.0.0" "::"]);
   tokenFiles = cfg.settings.auth.token_files or [];
   hasToken = cfg.credentials ? api-token || tokenFiles != [];
 
@@ -267,7 +268,12 @@ in {
     systemd.services.hearthd = {
       description = "hearth: ingest, embed and search documents";
       wantedBy = ["multi-user.target"];
-      after = ["network.target"];
+      # A specific LAN address exists only once the network is up; loopback and the wildcard bind at any time.
+      after =
+        if bindsSpecificAddress
+        then ["network-online.target"]
+        else ["network.target"];
+      wants = lib.optional bindsSpecificAddress "network-online.target";
       # A unit that keeps failing ends `failed` (start-limit-hit) instead of restarting forever.
       startLimitIntervalSec = 300;
       startLimitBurst = 5;
