@@ -116,6 +116,19 @@ fn assert_whole(postgres: &TestPostgres, database: &str, id: &str, chunk_count: 
     );
 }
 
+/// A second hearthd on the first one's database and blob directory; waits until it has made `id` ready and returns
+/// it with the document's chunk count.
+async fn restart_and_finish(first: &TestHearthd, url: &str, id: &str) -> (TestHearthd, i64) {
+    let blob_dir = first.blob_dir.display().to_string();
+    let mut settings = SETTINGS.to_vec();
+    settings.push(("HEARTH_BLOBS__PATH", &blob_dir));
+    let second = TestHearthd::start(Path::new(HEARTHD), url, &settings).expect("hearthd again");
+    let done = wait_for(&second, id, "ready", Duration::from_secs(180)).await;
+    let chunk_count = done["chunk_count"].as_i64().expect("count");
+    assert!(chunk_count > 50, "{done}");
+    (second, chunk_count)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_killed_mid_job_is_replaced_and_the_document_completes_once() {
     let postgres = TestPostgres::start().expect("postgres");
@@ -134,13 +147,7 @@ async fn a_worker_killed_mid_job_is_replaced_and_the_document_completes_once() {
         .expect("psql");
     assert_eq!(state.trim(), "processing,1", "the kill did not land mid-job");
 
-    let blob_dir = first.blob_dir.display().to_string();
-    let mut settings = SETTINGS.to_vec();
-    settings.push(("HEARTH_BLOBS__PATH", &blob_dir));
-    let second = TestHearthd::start(Path::new(HEARTHD), &url, &settings).expect("hearthd again");
-    let done = wait_for(&second, &id, "ready", Duration::from_secs(180)).await;
-    let chunk_count = done["chunk_count"].as_i64().expect("count");
-    assert!(chunk_count > 50, "{done}");
+    let (second, chunk_count) = restart_and_finish(&first, &url, &id).await;
     // The line is written just after the commit that made the document ready, so give it a moment.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !second.log_text().contains("job done") {
@@ -197,12 +204,6 @@ async fn sigterm_mid_job_returns_it_to_the_queue_and_the_next_start_completes_it
         .expect("psql");
     assert_eq!(job.trim(), "processing,true,true,interrupted by shutdown");
 
-    let blob_dir = first.blob_dir.display().to_string();
-    let mut settings = SETTINGS.to_vec();
-    settings.push(("HEARTH_BLOBS__PATH", &blob_dir));
-    let second = TestHearthd::start(Path::new(HEARTHD), &url, &settings).expect("hearthd again");
-    let done = wait_for(&second, &id, "ready", Duration::from_secs(180)).await;
-    let chunk_count = done["chunk_count"].as_i64().expect("count");
-    assert!(chunk_count > 50, "{done}");
+    let (_second, chunk_count) = restart_and_finish(&first, &url, &id).await;
     assert_whole(&postgres, &database, &id, chunk_count);
 }

@@ -64,7 +64,7 @@ fn main() -> ExitCode {
         Command::Bench { which } => bench::run(&which),
         Command::NixCheck => deps::install(deps::Groups::LINT).and_then(|installed| {
             nixcheck::run(&installed)?;
-            nixcheck::check_module_settings(&installed)
+            nixcheck::check_module_settings(&installed, true)
         }),
         Command::NixFmt => nixcheck::format_in_place(),
     };

@@ -129,21 +129,26 @@ fn nix_files() -> Result<Vec<PathBuf>> {
 /// The settings the NixOS module renders by default (`nix/hearth-settings.nix`, a pure function), evaluated for
 /// each way the module calls it and validated with the real `hearthd check-config`: a key the module sets that
 /// hearthd does not accept fails here, not on someone's `nixos-rebuild`.
-pub fn check_module_settings(installed: &Installed) -> Result<()> {
+///
+/// `build`: build hearthd first. `cargo xtask test` runs this after its tests step, which has just built the
+/// binary (as the integration tests' `CARGO_BIN_EXE_hearthd`), so it passes false and saves a second build.
+pub fn check_module_settings(installed: &Installed, build: bool) -> Result<()> {
     let root = workspace_root();
     let settings_file = root.join("nix/hearth-settings.nix");
     if !settings_file.exists() {
         println!("nix settings: no nix/hearth-settings.nix");
         return Ok(());
     }
-    let built = crate::cargo()
-        .args(["build", "--locked", "--package", "hearthd", "--bin", "hearthd"])
-        .status()?;
-    if !built.success() {
-        bail!("cannot build hearthd for the settings check");
-    }
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let hearthd = target.join("debug/hearthd");
+    if build || !hearthd.exists() {
+        let built = crate::cargo()
+            .args(["build", "--locked", "--package", "hearthd", "--bin", "hearthd"])
+            .status()?;
+        if !built.success() {
+            bail!("cannot build hearthd for the settings check");
+        }
+    }
     let nix_instantiate = installed.tool("nix-instantiate")?;
     let scratch = tempfile::tempdir()?;
     // A LAN listen address needs a token: the module wires the minted api-token credential; a stand-in here.
