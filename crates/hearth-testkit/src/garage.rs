@@ -61,6 +61,11 @@ impl TestGarage {
         self.child.id()
     }
 
+    /// The temporary directory holding Garage's config, metadata and data (removed when this value drops).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// The config file, for running the `garage` CLI against this node.
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("garage.toml")

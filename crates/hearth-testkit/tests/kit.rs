@@ -151,8 +151,12 @@ fn servers_die_with_a_killed_owner() {
         .expect("dev services start");
     let stdout = owner.stdout.take().expect("stdout");
     let mut pids = Vec::new();
+    let mut temporary_dirs = Vec::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("line");
+        if let Some(dir) = line.strip_prefix("temporary_dir=") {
+            temporary_dirs.push(std::path::PathBuf::from(dir));
+        }
         if let Some(pid) = line
             .strip_prefix("postgres_pid=")
             .or(line.strip_prefix("garage_pid="))
@@ -180,6 +184,11 @@ fn servers_die_with_a_killed_owner() {
         survivors.is_empty(),
         "servers outlived their killed owner: {survivors:?}"
     );
+    // A killed owner cannot clean up after itself.
+    assert_eq!(temporary_dirs.len(), 3, "{temporary_dirs:?}");
+    for dir in temporary_dirs {
+        std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("removing {}: {e}", dir.display()));
+    }
 }
 
 /// Exists and is not a zombie.

@@ -40,6 +40,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("s3_credentials_file={}", secrets_path.display());
     println!("postgres_pid={}", postgres.server_pid().unwrap_or_default());
     println!("garage_pid={}", garage.pid());
+    // Removed on a clean exit; whoever kills this process uncleanly removes them (the kit's own test does).
+    for dir in [postgres.socket_dir(), garage.dir(), secrets_dir.path()] {
+        println!("temporary_dir={}", dir.display());
+    }
     println!("ready: close stdin (Ctrl-D) to stop");
     std::io::stdout().flush()?;
 
