@@ -19,11 +19,16 @@
       lib.optional (builtins.pathExists ./authorized_keys) ./authorized_keys;
   };
 
+  # The release these configurations were first written for. It sets defaults that keep existing state readable
+  # (database formats, paths), so an installed machine keeps it across upgrades: never bump it in place.
+  release = {system.stateVersion = "26.05";};
+
   host = name:
     lib.nixosSystem {
       modules = [
         inputs.disko.nixosModules.disko
         access
+        release
         ./${name}
       ];
     };

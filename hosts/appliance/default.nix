@@ -7,29 +7,19 @@
   imports =
     [
       ../../modules/profiles/appliance.nix
+      ../x86_64-efi.nix
       ./disko.nix
     ]
     ++ lib.optional (builtins.pathExists ./hardware-configuration.nix) ./hardware-configuration.nix;
 
   config = lib.mkMerge [
     {
-      nixpkgs.hostPlatform = "x86_64-linux";
-
-      boot.loader.systemd-boot.enable = lib.mkDefault true;
-      boot.loader.efi.canTouchEfiVariables = lib.mkDefault true;
+      # Virtual disks, on top of the x86_64 defaults.
       boot.initrd.availableKernelModules = [
-        "nvme"
-        "ahci"
-        "xhci_pci"
-        "usb_storage"
-        "usbhid"
-        "sd_mod"
         "virtio_pci"
         "virtio_blk"
         "virtio_scsi"
       ];
-
-      system.stateVersion = "25.11";
     }
     (lib.optionalAttrs (builtins.pathExists ./facter.json) {
       hardware.facter.reportPath = ./facter.json;

@@ -13,7 +13,6 @@
   config = lib.mkMerge [
     {
       nixpkgs.hostPlatform = "aarch64-linux";
-      system.stateVersion = "25.11";
     }
     (lib.optionalAttrs (builtins.pathExists ./facter.json) {
       hardware.facter.reportPath = ./facter.json;

@@ -7,28 +7,15 @@
   imports =
     [
       ../../modules/profiles/workstation.nix
+      ../x86_64-efi.nix
       ./disko.nix
     ]
     ++ lib.optional (builtins.pathExists ./hardware-configuration.nix) ./hardware-configuration.nix;
 
   config = lib.mkMerge [
     {
-      nixpkgs.hostPlatform = "x86_64-linux";
       networking.hostName = lib.mkDefault "hearth-gpu";
       networking.useDHCP = lib.mkDefault true;
-
-      boot.loader.systemd-boot.enable = lib.mkDefault true;
-      boot.loader.efi.canTouchEfiVariables = lib.mkDefault true;
-      boot.initrd.availableKernelModules = [
-        "nvme"
-        "ahci"
-        "xhci_pci"
-        "usb_storage"
-        "usbhid"
-        "sd_mod"
-      ];
-
-      system.stateVersion = "25.11";
     }
     (lib.optionalAttrs (builtins.pathExists ./facter.json) {
       hardware.facter.reportPath = ./facter.json;
