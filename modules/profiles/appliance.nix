@@ -11,7 +11,10 @@
   # leaves room for PostgreSQL's cache and Garage.
   roomy = cfg.memoryMiB >= 8192;
 in {
-  imports = [../default.nix];
+  imports = [
+    ../default.nix
+    ./lan-name.nix
+  ];
 
   options.hearth.appliance = {
     memoryMiB = lib.mkOption {
@@ -61,20 +64,6 @@ in {
         );
         listen = lib.mkDefault "0.0.0.0:8080";
         openFirewall = lib.mkDefault true;
-      };
-
-      networking.hostName = lib.mkDefault "hearth";
-      networking.useDHCP = lib.mkDefault true;
-
-      # hearth.local on the LAN, announced over mDNS.
-      services.avahi = {
-        enable = true;
-        nssmdns4 = true;
-        openFirewall = true;
-        publish = {
-          enable = true;
-          addresses = true;
-        };
       };
 
       # The guest agent only starts when the hypervisor offers its virtio port, so it costs nothing on metal.

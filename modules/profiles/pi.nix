@@ -12,7 +12,10 @@
   pkgs,
   ...
 }: {
-  imports = [../default.nix];
+  imports = [
+    ../default.nix
+    ./lan-name.nix
+  ];
 
   config = lib.mkMerge [
     {
@@ -31,18 +34,6 @@
         "reset-raspberrypi"
       ];
       hardware.deviceTree.filter = lib.mkDefault "bcm2711-rpi-*.dtb";
-
-      networking.hostName = lib.mkDefault "hearth";
-      networking.useDHCP = lib.mkDefault true;
-      services.avahi = {
-        enable = true;
-        nssmdns4 = true;
-        openFirewall = true;
-        publish = {
-          enable = true;
-          addresses = true;
-        };
-      };
 
       # Memory budget of a 4 GB board (MiB, resident, rough):
       #   kernel, systemd, journald, sshd, avahi      ~300
