@@ -116,6 +116,17 @@ fn assert_whole(postgres: &TestPostgres, database: &str, id: &str, chunk_count: 
     );
 }
 
+/// PostgreSQL, a hearthd, and a long document it is processing right now: returns them with the database URL and
+/// the document's id.
+async fn a_job_in_progress() -> (TestPostgres, String, TestHearthd, String) {
+    let postgres = TestPostgres::start().expect("postgres");
+    let url = postgres.create_database().expect("database");
+    let first = TestHearthd::start(Path::new(HEARTHD), &url, &SETTINGS).expect("hearthd");
+    let id = upload(&first, &long_text()).await;
+    wait_for(&first, &id, "processing", Duration::from_secs(60)).await;
+    (postgres, url, first, id)
+}
+
 /// A second hearthd on the first one's database and blob directory; waits until it has made `id` ready and returns
 /// it with the document's chunk count.
 async fn restart_and_finish(first: &TestHearthd, url: &str, id: &str) -> (TestHearthd, i64) {
@@ -131,12 +142,7 @@ async fn restart_and_finish(first: &TestHearthd, url: &str, id: &str) -> (TestHe
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_killed_mid_job_is_replaced_and_the_document_completes_once() {
-    let postgres = TestPostgres::start().expect("postgres");
-    let url = postgres.create_database().expect("database");
-    let mut first = TestHearthd::start(Path::new(HEARTHD), &url, &SETTINGS).expect("hearthd");
-    let text = long_text();
-    let id = upload(&first, &text).await;
-    wait_for(&first, &id, "processing", Duration::from_secs(60)).await;
+    let (postgres, url, mut first, id) = a_job_in_progress().await;
     first.kill();
     let database = database_name(&url);
     let state = postgres
@@ -178,12 +184,7 @@ async fn postgres_crashing_mid_ingest_delays_the_document_but_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_mid_job_returns_it_to_the_queue_and_the_next_start_completes_it() {
-    let postgres = TestPostgres::start().expect("postgres");
-    let url = postgres.create_database().expect("database");
-    let mut first = TestHearthd::start(Path::new(HEARTHD), &url, &SETTINGS).expect("hearthd");
-    let text = long_text();
-    let id = upload(&first, &text).await;
-    wait_for(&first, &id, "processing", Duration::from_secs(60)).await;
+    let (postgres, url, mut first, id) = a_job_in_progress().await;
     assert!(first.terminate(), "hearthd did not stop within 10 s of SIGTERM");
     assert!(
         first.log_text().contains("hearthd stopped"),
