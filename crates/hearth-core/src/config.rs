@@ -57,6 +57,10 @@ pub struct MetricsConfig {
 pub struct DatabaseConfig {
     /// PostgreSQL URL; the default is the local socket with peer authentication.
     pub url: String,
+    /// A file holding the password, for a server reached over TCP (else the `postgres-password` credential, else
+    /// the URL's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +82,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database: DatabaseConfig {
                 url: "postgres:///hearth?host=/run/postgresql".into(),
+                password_file: None,
             },
             embedding: EmbedderConfig::default(),
             api: ApiConfig {

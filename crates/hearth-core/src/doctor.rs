@@ -107,7 +107,7 @@ pub async fn run(config: Result<Config, String>, credentials_dir: Option<&Path>)
     } else {
         Check::skipped("onnxruntime", "the model is not usable")
     });
-    checks.push(database(&config.database.url).await);
+    checks.push(database(&config.database, credentials_dir).await);
     checks.push(blobs(&config, credentials_dir).await);
     checks.push(data_dirs(&config));
     checks.push(listen(&config.listen_addresses()));
@@ -225,22 +225,23 @@ fn onnxruntime(config: &Config) -> Check {
     )
 }
 
-async fn database(url: &str) -> Check {
-    let shown = redact_url_password(url);
-    let pool = match PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy(url)
-    {
-        Ok(pool) => pool,
+async fn database(config: &crate::config::DatabaseConfig, credentials_dir: Option<&Path>) -> Check {
+    let shown = redact_url_password(&config.url);
+    let options = match crate::database::connect_options(config, credentials_dir) {
+        Ok(options) => options,
         Err(error) => {
             return Check::fail(
                 "database",
-                format!("database.url {shown} is not valid: {error}"),
-                "use a URL like postgres:///hearth?host=/run/postgresql",
+                error.to_string(),
+                "use a URL like postgres:///hearth?host=/run/postgresql, and a readable database.password_file \
+                 when you set one",
             );
         }
     };
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_lazy_with(options);
     let probe = sqlx::query_as::<_, (String, Option<String>)>(
         "SELECT current_setting('server_version'), \
                 (SELECT extversion FROM pg_extension WHERE extname = 'vector')",

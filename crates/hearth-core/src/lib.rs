@@ -5,6 +5,7 @@ pub mod auth;
 pub mod blob;
 pub mod chunk;
 pub mod config;
+pub mod database;
 pub mod digest;
 pub mod doctor;
 pub mod embed;

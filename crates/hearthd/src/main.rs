@@ -145,11 +145,11 @@ async fn run(config: Config, notifier: &Arc<Notifier>) -> Result<()> {
     tracing::info!(store = blobs.describe(), "originals go to the blob store");
     // Lazy: hearthd starts while PostgreSQL is still coming up and /readyz says what it waits for.
     let pool_max = 8 + config.ingest.workers as u32;
+    let database = hearth_core::database::connect_options(&config.database, credentials.as_deref())?;
     let pool = PgPoolOptions::new()
         .max_connections(pool_max)
         .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy(&config.database.url)
-        .context("database.url is not a valid PostgreSQL URL")?;
+        .connect_lazy_with(database);
     let library = Library::new(pool.clone(), blobs, config.ingest.clone());
 
     let mut registry = Registry::default();
