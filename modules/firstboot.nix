@@ -7,7 +7,9 @@
   ...
 }: let
   cfg = config.services.hearth;
-  sentinel = "${cfg.secretsDir}/.minted-v1";
+  # hearth reaches a database on another machine over TCP, with a password first boot mints too.
+  overTcp = !cfg.database.createLocally && cfg.database.passwordFile == "${cfg.secretsDir}/postgres-password";
+  sentinel = "${cfg.secretsDir}/.minted-v1${lib.optionalString overTcp "-tcp"}";
   underVarLib = lib.hasPrefix "/var/lib/" cfg.secretsDir;
   writable =
     lib.optional (!underVarLib) (dirOf cfg.secretsDir)
@@ -33,6 +35,7 @@ in {
               "--secrets-dir ${cfg.secretsDir}"
               "mint"
             ]
+            ++ lib.optional overTcp "--postgres-over-tcp"
             ++ lib.optional cfg.firstboot.seal "--seal"
           );
           UMask = "0077";

@@ -12,6 +12,13 @@
   cfg = config.services.hearth;
   credentials = "/run/credentials/garage.service";
   adminApi = "127.0.0.1:3903";
+  firstbootUnit = lib.optional cfg.firstboot.enable "hearth-firstboot.service";
+  # Garage's credentials: the name it loads each under, and the file in secretsDir.
+  garageCredentials = {
+    rpc-secret = "garage-rpc-secret";
+    admin-token = "garage-admin-token";
+    metrics-token = "garage-metrics-token";
+  };
 in {
   config = lib.mkIf (cfg.enable && cfg.garage.enable) {
     services.garage = {
@@ -43,14 +50,15 @@ in {
     };
 
     systemd.services.garage = {
-      after = ["hearth-firstboot.service"];
-      requires = ["hearth-firstboot.service"];
+      # Without first boot the site provides the secrets (see services.hearth.firstboot.enable); a Requires= on a
+      # unit that does not exist would fail Garage's start instead.
+      after = firstbootUnit;
+      requires = firstbootUnit;
+      unitConfig = lib.mkIf (!cfg.firstboot.enable) {
+        AssertPathExists = map (name: "${cfg.secretsDir}/${name}") (lib.attrValues garageCredentials);
+      };
       serviceConfig = {
-        LoadCredential = [
-          "rpc-secret:${cfg.secretsDir}/garage-rpc-secret"
-          "admin-token:${cfg.secretsDir}/garage-admin-token"
-          "metrics-token:${cfg.secretsDir}/garage-metrics-token"
-        ];
+        LoadCredential = lib.mapAttrsToList (credential: file: "${credential}:${cfg.secretsDir}/${file}") garageCredentials;
         Restart = lib.mkDefault "on-failure";
         RestartSec = lib.mkDefault "5s";
       };
@@ -61,14 +69,8 @@ in {
     systemd.services.hearth-firstboot-garage = {
       description = "hearth first boot: provision Garage (layout, key, bucket)";
       wantedBy = ["multi-user.target"];
-      after = [
-        "garage.service"
-        "hearth-firstboot.service"
-      ];
-      requires = [
-        "garage.service"
-        "hearth-firstboot.service"
-      ];
+      after = ["garage.service"] ++ firstbootUnit;
+      requires = ["garage.service"] ++ firstbootUnit;
       before = ["hearthd.service"];
       serviceConfig =
         import ../nix/hardening.nix

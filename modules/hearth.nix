@@ -9,7 +9,10 @@
   inherit (lib) mkDefault mkEnableOption mkIf mkOption types;
 
   cfg = config.services.hearth;
-  hearthPkgs = import ../nix/packages.nix {inherit pkgs;};
+  hearthPkgs = import ../nix/packages.nix {
+    inherit pkgs;
+    inherit (cfg) revision;
+  };
   settingsFormat = pkgs.formats.toml {};
 
   models = {
@@ -40,6 +43,7 @@
 
   listen = cfg.settings.listen;
   bindsSpecificAddress = !(isLoopback listen) && !(lib.elem (listenHost listen) ["0.0.0.0" "::"]);
+  needsNetwork = bindsSpecificAddress || !cfg.database.createLocally;
   tokenFiles = cfg.settings.auth.token_files or [];
   hasToken = cfg.credentials ? api-token || tokenFiles != [];
 
@@ -50,7 +54,16 @@
     ++ lib.filter (path: path != null) [
       (cfg.settings.blobs.access_key_id_file or null)
       (cfg.settings.blobs.secret_access_key_file or null)
+      (cfg.settings.database.password_file or null)
+      cfg.database.passwordFile
     ];
+  localSocket =
+    (import ../nix/hearth-settings.nix {
+      modelDir = "";
+      onnxruntime = "";
+    })
+    .database
+    .url;
 
   configFile = settingsFormat.generate "hearth.toml" cfg.settings;
 
@@ -79,6 +92,17 @@
 in {
   options.services.hearth = {
     enable = mkEnableOption "hearth, a private semantic search service (hearthd, its database, object store and first-boot secrets)";
+
+    revision = mkOption {
+      type = types.str;
+      default = "unknown";
+      internal = true;
+      description = ''
+        The source revision the module's default packages are built from, which hearthd reports in
+        `/v1/capabilities` and `hearth_build_info`. The flake's modules set it to the flake's revision, so that
+        the default `package` is the same derivation as the flake's `packages.<system>.hearthd`.
+      '';
+    };
 
     package = mkOption {
       type = types.package;
@@ -143,18 +167,37 @@ in {
     credentials = mkOption {
       type = types.attrsOf types.str;
       description = ''
-        systemd credentials hearthd gets (`LoadCredential=name:path`): `api-token` (bearer token), and with
-        Garage `s3-access-key-id` / `s3-secret-key`. Paths must not be in the Nix store.
+        systemd credentials hearthd gets (`LoadCredential=name:path`): `api-token` (bearer token), with
+        Garage `s3-access-key-id` / `s3-secret-key`, and with another database server `postgres-password`.
+        Paths must not be in the Nix store.
       '';
     };
 
-    database.createLocally = mkOption {
-      type = types.bool;
-      default = true;
-      description = ''
-        Run PostgreSQL with pgvector on this machine, with a `hearth` role and database reached over the
-        local socket with peer authentication. Set it to false and `settings.database.url` to use another server.
-      '';
+    database = {
+      createLocally = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Run PostgreSQL with pgvector on this machine, with a `hearth` role and database reached over the
+          local socket with peer authentication. Set it to false and `settings.database.url` to use another
+          server (which must have the `vector` extension in hearth's database).
+        '';
+      };
+      passwordFile = mkOption {
+        type = types.nullOr types.str;
+        default =
+          if cfg.database.createLocally
+          then null
+          else "${cfg.secretsDir}/postgres-password";
+        defaultText = lib.literalExpression ''
+          if database.createLocally then null else "''${secretsDir}/postgres-password"
+        '';
+        description = ''
+          A file with the password of hearth's role on another PostgreSQL server, which hearthd gets as its
+          `postgres-password` credential (never in the configuration file). By default first boot mints it; give
+          the server's `hearth` role that password. `null` for a server that needs none.
+        '';
+      };
     };
 
     garage.enable = mkOption {
@@ -170,7 +213,13 @@ in {
       enable = mkOption {
         type = types.bool;
         default = true;
-        description = "Mint every per-instance secret on first boot (`hearth-firstboot mint`).";
+        description = ''
+          Mint every per-instance secret on first boot (`hearth-firstboot mint`). When false, the site provides
+          them (sops-nix, agenix, a provisioning step) as files in `secretsDir`, 0400 root, before the units
+          start: `api-token`, with Garage `garage-rpc-secret`, `garage-admin-token`, `garage-metrics-token`,
+          `s3-access-key-id`, `s3-secret-key`, and with another database server `postgres-password`
+          (formats: docs/firstboot.md). A unit whose file is missing fails to start and names it.
+        '';
       };
       package = mkOption {
         type = types.package;
@@ -222,6 +271,7 @@ in {
           s3-access-key-id = mkDefault "${cfg.secretsDir}/s3-access-key-id";
           s3-secret-key = mkDefault "${cfg.secretsDir}/s3-secret-key";
         })
+        (mkIf (cfg.database.passwordFile != null) {postgres-password = mkDefault cfg.database.passwordFile;})
       ];
     };
 
@@ -232,6 +282,13 @@ in {
           services.hearth: hearthd would listen on ${listen} without a bearer token, and would refuse to start.
           Keep the minted `api-token` credential (services.hearth.credentials.api-token), set
           services.hearth.settings.auth.token_files, or listen on loopback.
+        '';
+      }
+      {
+        assertion = cfg.database.createLocally || cfg.settings.database.url != localSocket;
+        message = ''
+          services.hearth.database.createLocally is false, but services.hearth.settings.database.url is still the
+          local socket (${localSocket}): set it to the server, e.g. "postgres://hearth@db.lan/hearth".
         '';
       }
       {
@@ -268,16 +325,20 @@ in {
     systemd.services.hearthd = {
       description = "hearth: ingest, embed and search documents";
       wantedBy = ["multi-user.target"];
-      # A specific LAN address exists only once the network is up; loopback and the wildcard bind at any time.
+      # A specific LAN address exists only once the network is up (loopback and the wildcard bind at any time),
+      # and so does a database on another machine.
       after =
-        if bindsSpecificAddress
+        if needsNetwork
         then ["network-online.target"]
         else ["network.target"];
-      wants = lib.optional bindsSpecificAddress "network-online.target";
+      wants = lib.optional needsNetwork "network-online.target";
       # A unit that keeps failing ends `failed` (start-limit-hit) instead of restarting forever.
       startLimitIntervalSec = 300;
       startLimitBurst = 5;
       environment.HEARTH_LOG = mkDefault "info";
+
+      # Without first boot the site provides the secrets: a missing one fails the start naming the file.
+      unitConfig = mkIf (!cfg.firstboot.enable) {AssertPathExists = lib.attrValues cfg.credentials;};
 
       serviceConfig =
         import ../nix/hardening.nix

@@ -12,8 +12,10 @@ in {
     services.postgresql = {
       enable = true;
       # Pinned rather than following system.stateVersion: a major version change needs a dump/restore or
-      # pg_upgrade, which must be a decision, not a side effect of a stateVersion bump.
-      package = lib.mkDefault pkgs.postgresql_17;
+      # pg_upgrade, which must be a decision, not a side effect of a stateVersion bump. nixpkgs' module already
+      # defines this option with mkDefault (its stateVersion choice), and two definitions at one priority are a
+      # merge error even when equal: 900 wins over that default and loses to any plain definition of the site's.
+      package = lib.mkOverride 900 pkgs.postgresql_17;
       extensions = ps: [ps.pgvector];
       ensureDatabases = ["hearth"];
       ensureUsers = [

@@ -3,8 +3,9 @@
 #     PostgreSQL + pgvector, Garage, onnxruntime and the test model, all from nixpkgs and nix/models.nix);
 #   - nix-static: alejandra and deadnix over every .nix file (nix-instantiate --parse is implied by evaluating);
 #   - the packages;
-#   - vm-<name>: every tests/<name>.nix;
-#   - nixos-<name>: the toplevel of every nixosConfigurations.<name> built for this system;
+#   - vm-<name>: every tests/<name>.nix (vm-<name>-<combination> for each test of a matrix file);
+#   - nixos-<name>: the toplevel of every nixosConfigurations.<name> built for this system, or eval-nixos-<name>
+#     (evaluated, not built) for a host with `hearth.flakeCheck.build = false`;
 #   - image-<name>: every image package of nix/images.nix.
 #
 # A VM test file tests/<name>.nix is a function called as
@@ -14,7 +15,7 @@
 # where `pkgs` is nixpkgs for this system, `lib` is `pkgs.lib`, `self` is this flake (use
 # `self.nixosModules.default`) and `hearth` is nix/packages.nix for `pkgs` (packages, models, onnxruntime). It
 # must accept `...` for the arguments it does not use and return one derivation, normally
-# `pkgs.testers.runNixOSTest { ... }`.
+# `pkgs.testers.runNixOSTest { ... }`, or an attribute set of them (a matrix: tests/matrix.nix).
 {
   self,
   system,
@@ -96,12 +97,29 @@
     model-test = hearth.models.all-minilm-l6-v2-int8;
   };
 
-  vmTests = lib.mapAttrs' (file: _:
-    lib.nameValuePair "vm-${lib.removeSuffix ".nix" file}" (import (../tests + "/${file}") {
-      inherit pkgs lib self hearth;
-    })) (lib.filterAttrs (file: type: type == "regular" && lib.hasSuffix ".nix" file) (builtins.readDir ../tests));
+  # A test file returns one test (check vm-<file>) or an attribute set of them, a matrix (vm-<file>-<name>).
+  vmTests = lib.concatMapAttrs (file: _: let
+    name = "vm-${lib.removeSuffix ".nix" file}";
+    tests = import (../tests + "/${file}") {inherit pkgs lib self hearth;};
+  in
+    if lib.isDerivation tests
+    then {${name} = tests;}
+    else lib.mapAttrs' (combination: lib.nameValuePair "${name}-${combination}") tests) (
+    lib.filterAttrs (file: type: type == "regular" && lib.hasSuffix ".nix" file) (builtins.readDir ../tests)
+  );
 
-  nixosToplevels = lib.mapAttrs' (name: nixos: lib.nameValuePair "nixos-${name}" nixos.config.system.build.toplevel) (
+  # A host that builds for hours (`hearth.flakeCheck.build = false`, hosts/default.nix) is only evaluated: its
+  # check instantiates the whole system (every option and package resolved) and records the .drv path, without
+  # depending on it, so nothing of it is built.
+  nixosToplevels = lib.mapAttrs' (name: nixos: let
+    toplevel = nixos.config.system.build.toplevel;
+  in
+    if nixos.config.hearth.flakeCheck.build
+    then lib.nameValuePair "nixos-${name}" toplevel
+    else
+      lib.nameValuePair "eval-nixos-${name}" (
+        pkgs.writeText "hearth-eval-nixos-${name}" (builtins.unsafeDiscardStringContext toplevel.drvPath)
+      )) (
     lib.filterAttrs (_: nixos: nixos.pkgs.stdenv.hostPlatform.system == system) self.nixosConfigurations
   );
 

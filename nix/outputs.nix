@@ -14,11 +14,15 @@ inputs: let
         pkgs = nixpkgs.legacyPackages.${system};
       });
 
-  hearthFor = pkgs:
-    import ./packages.nix {
-      inherit pkgs;
-      revision = self.rev or self.dirtyRev or "unknown";
-    };
+  revision = self.rev or self.dirtyRev or "unknown";
+  hearthFor = pkgs: import ./packages.nix {inherit pkgs revision;};
+
+  # The flake's modules build hearth from the flake's own source revision, so a host's hearthd is the same
+  # derivation as `packages.<system>.hearthd` (built once, and reporting its revision in /v1/capabilities).
+  withRevision = modules: {
+    imports = modules;
+    services.hearth.revision = lib.mkDefault revision;
+  };
   imagesFor = system: import ./images.nix {inherit self system lib;};
 in {
   packages = forAllSystems ({
@@ -45,17 +49,21 @@ in {
     // imagesFor system);
 
   nixosModules = {
-    default = ../modules;
-    hearth = ../modules/hearth.nix;
+    default = withRevision [../modules/default.nix];
+    hearth = withRevision [../modules/hearth.nix];
     # The others extend services.hearth, so each brings the hearth module with it (imports of the same file
-    # are deduplicated by the module system).
-    postgres = {imports = [../modules/hearth.nix ../modules/postgres.nix];};
-    garage = {imports = [../modules/hearth.nix ../modules/garage.nix];};
-    firstboot = {imports = [../modules/hearth.nix ../modules/firstboot.nix];};
+    # are deduplicated by the module system). Garage runs on secrets first boot mints, so it brings first boot
+    # too (`services.hearth.firstboot.enable = false` when the site provides them).
+    postgres = withRevision [../modules/hearth.nix ../modules/postgres.nix];
+    garage = withRevision [../modules/hearth.nix ../modules/garage.nix ../modules/firstboot.nix];
+    firstboot = withRevision [../modules/hearth.nix ../modules/firstboot.nix];
     substrate = ../modules/substrate.nix;
   };
 
-  nixosConfigurations = import ../hosts {inherit inputs self;};
+  nixosConfigurations = import ../hosts {
+    inherit inputs;
+    hearthModule = self.nixosModules.default;
+  };
 
   checks = forAllSystems ({
     system,

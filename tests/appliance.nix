@@ -43,13 +43,10 @@ pkgs.testers.runNixOSTest {
         assert len({line.split()[0] for line in minted.splitlines()}) == len(names), minted
         machine.succeed("test \"$(stat -c %a /var/lib/hearth)\" = 711")
 
-    with subtest("must fail: no other user reads a secret, and no secret is in a config or unit file"):
+    with subtest("must fail: no other user reads a secret"):
         machine.fail(f"runuser -u hearth -- cat {secrets}/api-token")
         machine.fail(f"runuser -u nobody -- ls {secrets}")
         machine.fail("runuser -u nobody -- ls /var/lib/hearth")
-        configs = "$(readlink -f /etc/hearth/hearth.toml /etc/garage.toml /etc/systemd/system/hearthd.service /etc/systemd/system/garage.service)"
-        for name in ["api-token", "garage-rpc-secret", "garage-admin-token", "s3-secret-key"]:
-            machine.fail(f"grep -qF \"$(cat {secrets}/{name})\" {configs}")
 
     with subtest("PostgreSQL with pgvector, Garage and hearthd come up and hearthd is ready"):
         machine.wait_for_unit("postgresql.target")
@@ -60,6 +57,21 @@ pkgs.testers.runNixOSTest {
         machine.wait_until_succeeds("hearth status", timeout=300)
         machine.succeed("curl -sf http://127.0.0.1:8080/readyz")
         machine.succeed("test \"$(stat -c '%a %U' /var/lib/hearth/data)\" = '700 hearth'")
+
+    with subtest("must fail: no secret leaks into the journal, a process's environment or command line, or the files the units run"):
+        # The secrets are minted on the machine, after every store path was built: what can leak them is what runs.
+        # The patterns come from the files (grep -f), so the secrets never appear on a command line themselves.
+        units = "hearthd.service garage.service hearth-firstboot.service hearth-firstboot-garage.service postgresql.service"
+        closure = f"$(nix-store -qR $(systemctl show -P FragmentPath {units} | xargs readlink -f))"
+        # The search itself can find what it looks for: a marker logged on purpose is found in the journal.
+        machine.succeed("head -c 24 /dev/urandom | base64 > /root/leak-probe && logger -t leak-probe -f /root/leak-probe")
+        machine.wait_until_succeeds("journalctl -b -o cat | grep -qF -f /root/leak-probe", timeout=30)
+        # encryption-key is raw bytes (a newline in it would make an empty pattern that matches everything), and
+        # no unit loads it yet.
+        for name in [name for name in names if name != "encryption-key"]:
+            machine.fail(f"journalctl -b -o cat | grep -qF -f {secrets}/{name}")
+            machine.fail(f"grep -qsF -f {secrets}/{name} /proc/[0-9]*/environ /proc/[0-9]*/cmdline")
+            machine.fail(f"grep -rqsF -f {secrets}/{name} {closure}")
 
     with subtest("a document goes in and search finds it"):
         machine.succeed("mkdir -p /root/docs")
