@@ -20,5 +20,6 @@ pkgs.mkShell {
       python3
     ]
     ++ hearth.nativeBuildInputs;
-  env = hearth.testEnv;
+  # The evaluation gate (`cargo xtask nix-eval`) runs against this nixpkgs' own lib.
+  env = hearth.testEnv // {HEARTH_NIXPKGS_LIB = "${pkgs.path}/lib";};
 }

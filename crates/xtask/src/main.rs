@@ -7,6 +7,8 @@ mod demo;
 mod deps;
 mod manifest;
 mod nixcheck;
+mod nixeval;
+mod privatenix;
 mod test;
 
 use std::path::PathBuf;
@@ -44,6 +46,13 @@ enum Command {
     },
     /// Only the static Nix checks: parse, alejandra formatting, deadnix.
     NixCheck,
+    /// The evaluation gate: every NixOS configuration of the flake through nixpkgs' lib.evalModules against the
+    /// interface shims in nix/eval (needs HEARTH_NIXPKGS_LIB; without it, says it was skipped).
+    NixEval {
+        /// Rewrite docs/nix-verification.md's option table from the evaluation.
+        #[arg(long)]
+        write_docs: bool,
+    },
     /// Format every .nix file in place with alejandra.
     NixFmt,
 }
@@ -66,6 +75,9 @@ fn main() -> ExitCode {
             nixcheck::run(&installed)?;
             nixcheck::check_module_settings(&installed, true)
         }),
+        Command::NixEval { write_docs } => {
+            nixcheck::built_hearthd(true).and_then(|hearthd| nixeval::run(&hearthd, write_docs))
+        }
         Command::NixFmt => nixcheck::format_in_place(),
     };
     match result {

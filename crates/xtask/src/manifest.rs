@@ -17,6 +17,21 @@ pub struct Manifest {
     pub crates: BTreeMap<String, Crate>,
     pub debian: BTreeMap<String, DebianPackage>,
     pub python: BTreeMap<String, PythonEnv>,
+    pub nix: PrivateNix,
+}
+
+/// A Nix newer than the host's, from another Debian release, unpacked into the cache.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivateNix {
+    /// The oldest Nix found on PATH that is used instead.
+    pub minimum: String,
+    pub mirror: String,
+    pub suite: String,
+    pub package: String,
+    pub version: String,
+    /// Of the package's .deb, by architecture (`x86_64`, `aarch64`).
+    pub sha256: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]

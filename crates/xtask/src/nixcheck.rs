@@ -139,24 +139,9 @@ pub fn check_module_settings(installed: &Installed, build: bool) -> Result<()> {
         println!("nix settings: no nix/hearth-settings.nix");
         return Ok(());
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let hearthd = target.join("debug/hearthd");
-    if build || !hearthd.exists() {
-        let built = crate::cargo()
-            .args(["build", "--locked", "--package", "hearthd", "--bin", "hearthd"])
-            .status()?;
-        if !built.success() {
-            bail!("cannot build hearthd for the settings check");
-        }
-    }
+    let hearthd = built_hearthd(build)?;
     let nix_instantiate = installed.tool("nix-instantiate")?;
     let scratch = tempfile::tempdir()?;
-    // A LAN listen address needs a token: the module wires the minted api-token credential; a stand-in here.
-    let credentials = scratch.path().join("credentials");
-    std::fs::create_dir(&credentials)?;
-    let stand_in = credentials.join("api-token");
-    std::fs::write(&stand_in, "stand-in-for-the-minted-api-token-used-at-check-time")?;
-    std::fs::set_permissions(&stand_in, std::os::unix::fs::PermissionsExt::from_mode(0o400))?;
     let cases = [
         ("default", r#"{ modelDir = "/m"; onnxruntime = "/o"; }"#),
         (
@@ -181,28 +166,58 @@ pub fn check_module_settings(installed: &Installed, build: bool) -> Result<()> {
             );
         }
         let settings: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-        let rendered = scratch.path().join(format!("{name}.toml"));
-        std::fs::write(&rendered, toml::to_string(&settings)?)?;
-        let check = Command::new(&hearthd)
-            .arg("--config")
-            .arg(&rendered)
-            .arg("check-config")
-            .env("CREDENTIALS_DIRECTORY", &credentials)
-            .env("HEARTH_LOG", "warn")
-            .envs(
-                std::env::vars()
-                    .filter(|(key, _)| key.starts_with("HEARTH_") && key != "HEARTH_LOG")
-                    .map(|(key, _)| (key, String::new())),
-            )
-            .output()?;
-        if !check.status.success() {
-            bail!(
-                "hearthd check-config rejects the NixOS module's {name} settings:\n{}\n{}",
-                std::fs::read_to_string(&rendered)?,
-                String::from_utf8_lossy(&check.stdout).to_string() + &String::from_utf8_lossy(&check.stderr)
-            );
-        }
+        check_config(&hearthd, scratch.path(), name, &toml::to_string(&settings)?)?;
     }
     println!("nix settings: the module's default, garage and lan settings pass hearthd check-config");
+    Ok(())
+}
+
+/// target/debug/hearthd, built first when `build` is set or it is missing.
+pub fn built_hearthd(build: bool) -> Result<PathBuf> {
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from);
+    let hearthd = target.join("debug/hearthd");
+    if build || !hearthd.exists() {
+        let built = crate::cargo()
+            .args(["build", "--locked", "--package", "hearthd", "--bin", "hearthd"])
+            .status()?;
+        if !built.success() {
+            bail!("cannot build hearthd for the settings check");
+        }
+    }
+    Ok(hearthd)
+}
+
+/// `hearthd check-config` on rendered settings, as the NixOS module runs it at build time: a stand-in for the
+/// minted api-token credential (a LAN listener needs one), and none of the environment's HEARTH_* overrides.
+pub fn check_config(hearthd: &Path, scratch: &Path, name: &str, toml_text: &str) -> Result<()> {
+    let credentials = scratch.join("credentials");
+    let stand_in = credentials.join("api-token");
+    if !stand_in.exists() {
+        std::fs::create_dir_all(&credentials)?;
+        std::fs::write(&stand_in, "stand-in-for-the-minted-api-token-used-at-check-time")?;
+        std::fs::set_permissions(&stand_in, std::os::unix::fs::PermissionsExt::from_mode(0o400))?;
+    }
+    let rendered = scratch.join("hearth-check.toml");
+    std::fs::write(&rendered, toml_text)?;
+    let check = Command::new(hearthd)
+        .arg("--config")
+        .arg(&rendered)
+        .arg("check-config")
+        .env("CREDENTIALS_DIRECTORY", &credentials)
+        .env("HEARTH_LOG", "warn")
+        .envs(
+            std::env::vars()
+                .filter(|(key, _)| key.starts_with("HEARTH_") && key != "HEARTH_LOG")
+                .map(|(key, _)| (key, String::new())),
+        )
+        .output()?;
+    if !check.status.success() {
+        bail!(
+            "hearthd check-config rejects the NixOS settings of {name}:\n{toml_text}\n{}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::{cargo, deps, nixcheck, run_step, workspace_root};
+use crate::{cargo, deps, nixcheck, nixeval, run_step, workspace_root};
 
 pub fn run(nextest_args: &[String]) -> Result<()> {
     let started = Instant::now();
@@ -44,6 +44,10 @@ pub fn run(nextest_args: &[String]) -> Result<()> {
     })?;
     step("nix module settings", || {
         nixcheck::check_module_settings(&installed, false)
+    })?;
+    // After the tests, which built the hearthd it runs check-config with.
+    step("nix evaluation", || {
+        nixcheck::built_hearthd(false).and_then(|hearthd| nixeval::run(&hearthd, false))
     })?;
     println!("xtask test: all steps passed in {:.0?}", started.elapsed());
     Ok(())

@@ -1,0 +1,61 @@
+# shim-of: nixos/modules/services/web-servers/garage.nix @ Swarsel/nixpkgs@4aa6836a648ca76c68866decf0c8965e36ec2a3b
+# `package` has no default and `settings` none at the option level; the unit's serviceConfig is what hearth's
+# definitions meet (only DynamicUser is a mkDefault).
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}: let
+  inherit (lib) mkOption types;
+  cfg = config.services.garage;
+  toml = pkgs.formats.toml {};
+  configFile = toml.generate "garage.toml" cfg.settings;
+  isDefault = lib.hasPrefix "/var/lib/garage";
+  paths = lib.flatten [cfg.settings.metadata_dir cfg.settings.data_dir];
+in {
+  options.services.garage = {
+    enable = lib.mkEnableOption "Garage Object Storage (S3 compatible)";
+    package = mkOption {type = types.package;};
+    logLevel = mkOption {
+      type = types.enum ["error" "warn" "info" "debug" "trace"];
+      default = "info";
+    };
+    settings = mkOption {
+      type = types.submodule {
+        freeformType = toml.type;
+        options = {
+          data_dir = mkOption {
+            type = with types; either path (listOf attrs);
+            default = "/var/lib/garage/data";
+          };
+          metadata_dir = mkOption {
+            type = types.path;
+            default = "/var/lib/garage/meta";
+          };
+        };
+      };
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    environment.etc."garage.toml".source = configFile;
+    systemd.services.garage = {
+      description = "Garage Object Storage (S3 compatible)";
+      after = ["network.target" "network-online.target"];
+      wants = ["network.target" "network-online.target"];
+      wantedBy = ["multi-user.target"];
+      environment.RUST_LOG = lib.mkDefault "garage=${cfg.logLevel}";
+      restartTriggers = [configFile];
+      serviceConfig = {
+        ExecStart = "${cfg.package}/bin/garage server";
+        StateDirectory = lib.mkIf (lib.all isDefault paths) "garage";
+        DynamicUser = lib.mkDefault true;
+        ProtectHome = true;
+        NoNewPrivileges = true;
+        LimitNOFILE = 42000;
+        ReadWritePaths = lib.filter (path: !(isDefault path)) paths;
+      };
+    };
+  };
+}
