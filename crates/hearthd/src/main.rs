@@ -325,10 +325,17 @@ fn startup_status(model: &ModelSlot, library: &Library) -> Option<String> {
     Some(status)
 }
 
-/// Repeats [`startup_status`] every second until the model is ready.
+/// Repeats [`startup_status`] every second until the model is ready. While the database is not reachable it
+/// also extends systemd's start timeout: a server on another machine that is down, or that does not know the
+/// role's password yet, is waited for visibly for as long as it takes, instead of the timeout killing hearthd
+/// into a restart loop that ends `failed`. A failing migration still stops hearthd.
 async fn report_startup(notifier: Arc<Notifier>, model: ModelSlot, library: Arc<Library>) {
     while let Some(status) = startup_status(&model, &library) {
-        notifier.status(&status);
+        if library.pool().is_err() {
+            notifier.notify(&format!("STATUS={status}\nEXTEND_TIMEOUT_USEC=30000000"));
+        } else {
+            notifier.status(&status);
+        }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

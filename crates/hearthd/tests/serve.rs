@@ -407,6 +407,12 @@ async fn startup_is_reported_on_readyz_and_to_systemd_then_ready_watchdog_pings_
         !has(&messages, "READY=1"),
         "ready without a database: {messages:?}"
     );
+    // Waiting for the database extends systemd's start timeout, so a slow or unconfigured server is not a
+    // restart loop.
+    assert!(
+        has(&messages, "EXTEND_TIMEOUT_USEC=30000000"),
+        "no start timeout extension while waiting for the database: {messages:?}"
+    );
     let first_status = messages
         .iter()
         .flat_map(|m| m.lines())
@@ -565,6 +571,47 @@ async fn capabilities_name_the_build_the_model_files_the_space_and_the_limits() 
     assert_eq!(body["search"]["max_k"], 100);
     assert_eq!(body["limits"]["max_concurrent_requests"], 17);
     assert_eq!(body["limits"]["max_body_bytes"], 16 * 1024 * 1024);
+}
+
+/// The Nix package sets the revision in hearthd's wrapper rather than compiling it in (a new commit then does not
+/// rebuild the workspace): that one is what hearthd reports.
+#[tokio::test]
+async fn a_revision_set_at_run_time_is_the_one_reported() {
+    let hearthd = TestHearthd::start(
+        HEARTHD.as_ref(),
+        "postgres:///unused?host=/nonexistent",
+        &[(
+            "HEARTH_BUILD_REVISION",
+            "0123456789abcdef0123456789abcdef01234567",
+        )],
+    )
+    .expect("hearthd");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let body: Value = loop {
+        if let Ok(response) = reqwest::get(format!("{}/v1/capabilities", hearthd.url)).await {
+            break response.json().await.expect("json");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hearthd never answered:\n{}",
+            hearthd.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        body["hearth"]["revision"], "0123456789abcdef0123456789abcdef01234567",
+        "{body}"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", hearthd.url))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("revision=\"0123456789abcdef0123456789abcdef01234567\""),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -43,9 +43,16 @@ fn transient(error: &sqlx::Error) -> bool {
         .as_database_error()
         .and_then(|e| e.code())
         // Class 08: connection exceptions; 57P01-03: admin shutdown, crash shutdown, cannot connect now;
-        // 40001/40P01: serialization failure and deadlock.
+        // 40001/40P01: serialization failure and deadlock; class 28 (no pg_hba entry, wrong password) and 3D000
+        // (no such database): a server that is not set up for hearth yet, as while an operator gives the role
+        // its password on another machine.
         .is_some_and(|code| {
-            code.starts_with("08") || code.starts_with("57P") || code == "40001" || code == "40P01"
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || code.starts_with("28")
+                || code == "3D000"
+                || code == "40001"
+                || code == "40P01"
         })
 }
 
