@@ -8,7 +8,8 @@
 {
   pkgs,
   # The source revision hearthd reports in /v1/capabilities and hearth_build_info (there is no .git in the
-  # build sandbox for its build script to ask).
+  # build sandbox for its build script to ask). It is set in hearthd's wrapper, not compiled in, so a new commit
+  # that changes no Rust source does not rebuild the workspace.
   revision ? "unknown",
 }: let
   inherit (pkgs) lib;
@@ -71,7 +72,6 @@
       "hearth-firstboot"
     ];
     doCheck = false;
-    env.HEARTH_GIT_REVISION = revision;
     # cmake is a build input of aws-lc-sys only, not a build system for this package.
     dontUseCmakeConfigure = true;
     meta = {
@@ -106,7 +106,8 @@
         };
     } ''
       makeWrapper ${workspaceBuild}/bin/hearthd $out/bin/hearthd \
-        --set-default ORT_DYLIB_PATH ${onnxruntime}/lib/libonnxruntime.so
+        --set-default ORT_DYLIB_PATH ${onnxruntime}/lib/libonnxruntime.so \
+        --set HEARTH_BUILD_REVISION ${lib.escapeShellArg revision}
     '';
 
   models = pkgs.callPackage ./models.nix {};

@@ -10,8 +10,18 @@ use serde_json::{Value, json};
 
 use crate::http::{AppState, ModelState};
 
-/// The revision hearthd was built from (`HEARTH_GIT_REVISION` or git, by build.rs).
-pub const GIT_REVISION: &str = env!("HEARTH_GIT_REVISION");
+/// The source revision hearthd was built from: `HEARTH_BUILD_REVISION` when its package sets it at run time (the
+/// Nix wrapper does, so that a new commit does not recompile the workspace), else what build.rs recorded
+/// (`HEARTH_GIT_REVISION`, or git).
+pub fn git_revision() -> &'static str {
+    static REVISION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        std::env::var("HEARTH_BUILD_REVISION")
+            .ok()
+            .filter(|revision| !revision.is_empty())
+            .unwrap_or_else(|| env!("HEARTH_GIT_REVISION").to_owned())
+    });
+    &REVISION
+}
 
 /// Where NixOS links the running system; its target's name is the generation's store path name.
 const NIXOS_CURRENT_SYSTEM: &str = "/run/current-system";
@@ -48,7 +58,7 @@ pub async fn capabilities(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "hearth": {
             "version": env!("CARGO_PKG_VERSION"),
-            "revision": GIT_REVISION,
+            "revision": git_revision(),
         },
         "system": { "nixos_generation": nixos_generation(Path::new(NIXOS_CURRENT_SYSTEM)) },
         "model": model,

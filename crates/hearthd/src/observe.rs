@@ -18,7 +18,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use sqlx::PgPool;
 
-use crate::capabilities::GIT_REVISION;
+use crate::capabilities::git_revision;
 
 const DOCUMENT_STATUSES: [&str; 4] = ["pending", "processing", "ready", "failed"];
 
@@ -107,7 +107,7 @@ impl HttpMetrics {
         // An OpenMetrics info series: `hearth_build_info{version, revision} 1`.
         let build = Info::new(BuildLabels {
             version: env!("CARGO_PKG_VERSION"),
-            revision: GIT_REVISION,
+            revision: git_revision(),
         });
         registry.register("hearth_build", "hearthd's version and source revision", build);
         Arc::new(metrics)
