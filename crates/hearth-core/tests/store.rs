@@ -125,3 +125,56 @@ async fn vector_search_uses_the_space_hnsw_index_filtered_or_not() {
         assert_eq!(found, 10, "filter {filter:?}");
     }
 }
+
+/// A server that wants a password gets it from database.password_file or the `postgres-password` credential,
+/// and refuses hearth without it or with a wrong one.
+#[tokio::test]
+async fn the_database_password_comes_from_a_file_or_the_credential() {
+    use hearth_core::config::DatabaseConfig;
+    use hearth_core::database::{PASSWORD_CREDENTIAL, connect_options};
+
+    let postgres = TestPostgres::start().expect("postgres");
+    let url = postgres
+        .add_password_role("hearth_pw", "correct-horse-battery-staple", "postgres")
+        .expect("role");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let connects = |password_file: Option<std::path::PathBuf>, credentials: Option<&std::path::Path>| {
+        let options = connect_options(
+            &DatabaseConfig {
+                url: url.clone(),
+                password_file,
+            },
+            credentials,
+        )
+        .expect("options");
+        async move {
+            PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .map(|_| ())
+        }
+    };
+
+    let refused = connects(None, None).await.expect_err("no password");
+    assert!(refused.to_string().contains("password"), "{refused}");
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "not-the-password").expect("write");
+    connects(Some(wrong), None).await.expect_err("wrong password");
+
+    let right = dir.path().join("right");
+    std::fs::write(&right, "correct-horse-battery-staple\n").expect("write");
+    connects(Some(right), None)
+        .await
+        .expect("the password file's password");
+
+    let credentials = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        credentials.path().join(PASSWORD_CREDENTIAL),
+        "correct-horse-battery-staple",
+    )
+    .expect("write");
+    connects(None, Some(credentials.path()))
+        .await
+        .expect("the credential's password");
+}

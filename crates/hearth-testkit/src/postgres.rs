@@ -106,6 +106,29 @@ impl TestPostgres {
         Ok(self.url(&name))
     }
 
+    /// A login role that must give `password` (scram-sha-256) over the socket, where everyone else is trusted: a
+    /// server that needs a password, for tests of how hearth supplies one. Returns the role's URL for `database`
+    /// (without the password).
+    pub fn add_password_role(&self, role: &str, password: &str, database: &str) -> Result<String, KitError> {
+        self.psql(
+            "postgres",
+            &format!(
+                "CREATE ROLE {role} LOGIN PASSWORD '{password}'; GRANT ALL ON DATABASE {database} TO {role}"
+            ),
+        )?;
+        let hba = self.data_dir().join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).map_err(KitError::io("reading pg_hba.conf"))?;
+        // The first matching line decides: this one before initdb's `trust` lines.
+        std::fs::write(&hba, format!("local all {role} scram-sha-256\n{rules}"))
+            .map_err(KitError::io("writing pg_hba.conf"))?;
+        self.psql("postgres", "SELECT pg_reload_conf()")?;
+        Ok(format!(
+            "postgres://{role}@localhost/{database}?host={}&port={}",
+            self.socket_dir().display(),
+            self.port
+        ))
+    }
+
     /// Runs SQL through the real `psql`, as the superuser.
     pub fn psql(&self, database: &str, sql: &str) -> Result<String, KitError> {
         run(Command::new(self.bin.join("psql"))
