@@ -5,6 +5,7 @@
 {
   inputs,
   hearthModule,
+  ...
 }: let
   inherit (inputs.nixpkgs) lib;
 

@@ -7,7 +7,8 @@
   ...
 }: let
   cfg = config.services.hearth;
-  # hearth reaches a database on another machine over TCP, with a password first boot mints too.
+  # hearth reaches a database on another machine over TCP, with a password first boot mints too, unless the
+  # site points passwordFile somewhere of its own.
   overTcp = !cfg.database.createLocally && cfg.database.passwordFile == "${cfg.secretsDir}/postgres-password";
   sentinel = "${cfg.secretsDir}/.minted-v1${lib.optionalString overTcp "-tcp"}";
   underVarLib = lib.hasPrefix "/var/lib/" cfg.secretsDir;

@@ -51,12 +51,10 @@ in {
 
     systemd.services.garage = {
       # Without first boot the site provides the secrets (see services.hearth.firstboot.enable); a Requires= on a
-      # unit that does not exist would fail Garage's start instead.
+      # unit that does not exist would fail Garage's start instead. A missing secret fails it naming the file.
       after = firstbootUnit;
       requires = firstbootUnit;
-      unitConfig = lib.mkIf (!cfg.firstboot.enable) {
-        AssertPathExists = map (name: "${cfg.secretsDir}/${name}") (lib.attrValues garageCredentials);
-      };
+      unitConfig.AssertPathExists = map (name: "${cfg.secretsDir}/${name}") (lib.attrValues garageCredentials);
       serviceConfig = {
         LoadCredential = lib.mapAttrsToList (credential: file: "${credential}:${cfg.secretsDir}/${file}") garageCredentials;
         Restart = lib.mkDefault "on-failure";

@@ -57,13 +57,6 @@
       (cfg.settings.database.password_file or null)
       cfg.database.passwordFile
     ];
-  localSocket =
-    (import ../nix/hearth-settings.nix {
-      modelDir = "";
-      onnxruntime = "";
-    })
-    .database
-    .url;
 
   configFile = settingsFormat.generate "hearth.toml" cfg.settings;
 
@@ -184,7 +177,8 @@ in {
         '';
       };
       passwordFile = mkOption {
-        type = types.nullOr types.str;
+        # A string, not a path: a Nix path would be copied into the world-readable store.
+        type = types.nullOr (types.strMatching "/.+");
         default =
           if cfg.database.createLocally
           then null
@@ -195,7 +189,9 @@ in {
         description = ''
           A file with the password of hearth's role on another PostgreSQL server, which hearthd gets as its
           `postgres-password` credential (never in the configuration file). By default first boot mints it; give
-          the server's `hearth` role that password. `null` for a server that needs none.
+          the server's `hearth` role that password (hearthd waits, saying so in its status, until the server
+          accepts it). It takes precedence over a password in `settings.database.url`; `null` for a server that
+          needs none, or for a database this machine runs itself outside hearth's module.
         '';
       };
     };
@@ -215,10 +211,12 @@ in {
         default = true;
         description = ''
           Mint every per-instance secret on first boot (`hearth-firstboot mint`). When false, the site provides
-          them (sops-nix, agenix, a provisioning step) as files in `secretsDir`, 0400 root, before the units
-          start: `api-token`, with Garage `garage-rpc-secret`, `garage-admin-token`, `garage-metrics-token`,
-          `s3-access-key-id`, `s3-secret-key`, and with another database server `postgres-password`
-          (formats: docs/firstboot.md). A unit whose file is missing fails to start and names it.
+          them before the units start, as regular files (not symlinks: copy them out of sops-nix's or agenix's
+          paths with a unit of your own) in `secretsDir`, which must be a root-owned 0700 directory, each file
+          0400 root: `api-token`, with Garage `garage-rpc-secret`, `garage-admin-token`, `garage-metrics-token`,
+          `s3-access-key-id`, `s3-secret-key`, and with another database server `postgres-password`, in the
+          formats of docs/firstboot.md (`hearth-firstboot status` checks them). A unit whose file is missing fails
+          to start and names it.
         '';
       };
       package = mkOption {
@@ -285,13 +283,6 @@ in {
         '';
       }
       {
-        assertion = cfg.database.createLocally || cfg.settings.database.url != localSocket;
-        message = ''
-          services.hearth.database.createLocally is false, but services.hearth.settings.database.url is still the
-          local socket (${localSocket}): set it to the server, e.g. "postgres://hearth@db.lan/hearth".
-        '';
-      }
-      {
         assertion = !(lib.any inStore secretPaths) && !(inStore cfg.secretsDir);
         message = ''
           services.hearth: a secret path is inside ${builtins.storeDir}, which every user can read:
@@ -337,8 +328,9 @@ in {
       startLimitBurst = 5;
       environment.HEARTH_LOG = mkDefault "info";
 
-      # Without first boot the site provides the secrets: a missing one fails the start naming the file.
-      unitConfig = mkIf (!cfg.firstboot.enable) {AssertPathExists = lib.attrValues cfg.credentials;};
+      # A credential file that is missing (one the site provides, or first boot did not mint) fails the start
+      # naming the file, instead of a restart loop on LoadCredential=.
+      unitConfig.AssertPathExists = lib.attrValues cfg.credentials;
 
       serviceConfig =
         import ../nix/hardening.nix

@@ -20,6 +20,7 @@ inputs: let
   # The flake's modules build hearth from the flake's own source revision, so a host's hearthd is the same
   # derivation as `packages.<system>.hearthd` (built once, and reporting its revision in /v1/capabilities).
   withRevision = modules: {
+    _file = ./outputs.nix;
     imports = modules;
     services.hearth.revision = lib.mkDefault revision;
   };

@@ -19,7 +19,7 @@
     garage-metrics-token = "site-provided-garage-metrics-token-0123456789abcdef";
     s3-access-key-id = "GK0123456789abcdef01234567";
     s3-secret-key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-    postgres-password = "site-provided-postgres-password-0123456789";
+    postgres-password = "site-provided-postgres-password-0123456789abcdef";
   };
 
   onOff = flag:
@@ -92,35 +92,37 @@
     networking.firewall.allowedTCPPorts = [5432];
   };
 
-  test = combination: let
+  # The script is written for its combination (each piece a whole top-level block): the driver type-checks it
+  # against the nodes that exist.
+  script = combination: firstbootBin: let
     external = combination.database == "external";
-    python = flag:
-      if flag
-      then "True"
-      else "False";
+    when = lib.optionalString;
+    rows =
+      if external
+      then "db"
+      else "machine";
+    provided = lib.attrNames (lib.filterAttrs (name: _: combination.garage || !(lib.hasPrefix "garage-" name || lib.hasPrefix "s3-" name)) siteSecrets);
   in
-    pkgs.testers.runNixOSTest {
-      name = "hearth-${name combination}";
-      nodes =
-        {machine = hearthNode combination;}
-        // lib.optionalAttrs external {db = databaseNode combination;};
-
-      testScript = ''
-        garage = ${python combination.garage}
-        firstboot = ${python combination.firstboot}
-        external = ${python external}
+    lib.concatStringsSep "\n" [
+      ''
         secrets = "${secretsDir}"
-
         start_all()
-
-        if external:
-            db.wait_for_unit("postgresql.target")
-        if external and firstboot:
-            with subtest("the minted database password is given to the server's hearth role"):
-                machine.wait_for_unit("hearth-firstboot.service")
-                password = machine.succeed(f"cat {secrets}/postgres-password").strip()
-                db.succeed(f"runuser -u postgres -- psql -v ON_ERROR_STOP=1 -tAc \"ALTER ROLE hearth PASSWORD '{password}'\"")
-
+      ''
+      (when external ''
+        db.wait_for_unit("postgresql.target")
+      '')
+      (when (external && combination.firstboot) ''
+        with subtest("first boot mints the database password; hearthd waits for the server to accept it"):
+            machine.wait_for_unit("hearth-firstboot.service")
+            machine.succeed(f"test -f {secrets}/.minted-v1-tcp")
+            machine.wait_until_succeeds(
+                "systemctl show -P StatusText hearthd.service | grep -q 'waiting for the database'", timeout=300
+            )
+            machine.fail("systemctl is-failed hearthd.service")
+            password = machine.succeed(f"cat {secrets}/postgres-password").strip()
+            db.succeed(f"runuser -u postgres -- psql -v ON_ERROR_STOP=1 -tAc \"ALTER ROLE hearth PASSWORD '{password}'\"")
+      '')
+      ''
         with subtest("the stack comes up and hearthd is ready"):
             machine.wait_for_unit("hearthd.service")
             machine.wait_until_succeeds("hearth status", timeout=300)
@@ -132,27 +134,49 @@
 
         with subtest("the rows are in the database the combination names"):
             count = "runuser -u postgres -- psql -d hearth -tAc 'SELECT count(*) FROM documents'"
-            if external:
-                assert db.succeed(count).strip() == "1"
-                machine.fail("systemctl cat postgresql.service")
-            else:
-                assert machine.succeed(count).strip() == "1"
+            assert ${rows}.succeed(count).strip() == "1"
+      ''
+      (when external ''
+        with subtest("must fail: no PostgreSQL on the hearth machine"):
+            machine.fail("systemctl cat postgresql.service")
+      '')
+      (
+        if combination.garage
+        then ''
+          with subtest("the original is in Garage"):
+              machine.succeed("systemctl is-active garage.service hearth-firstboot-garage.service")
+              machine.fail("test -e /var/lib/hearth/data/blobs")
+        ''
+        else ''
+          with subtest("the original is in hearthd's directory, and there is no Garage"):
+              machine.fail("systemctl cat garage.service")
+              machine.succeed("test -n \"$(ls -A /var/lib/hearth/data/blobs)\"")
+        ''
+      )
+      (
+        if combination.firstboot
+        then ''
+          with subtest("first boot ran and left its sentinel"):
+              machine.succeed(f"test -f {secrets}/.minted-v1${when external "-tcp"}")
+        ''
+        else ''
+          with subtest("without first boot: no unit, no sentinel, and the site's secrets are ones hearth accepts"):
+              machine.fail("systemctl cat hearth-firstboot.service")
+              machine.fail(f"ls {secrets}/.minted-v1*")
+              status = machine.execute(f"${firstbootBin} --secrets-dir {secrets} status --no-garage${when external " --postgres-over-tcp"}")[1]
+              for name in ${builtins.toJSON provided}:
+                  assert any(line.startswith("present") and f" {name} " in line for line in status.splitlines()), status
+        ''
+      )
+    ];
 
-        with subtest("the original is where the combination keeps it"):
-            if garage:
-                machine.succeed("systemctl is-active garage.service hearth-firstboot-garage.service")
-                machine.fail("test -e /var/lib/hearth/data/blobs")
-            else:
-                machine.fail("systemctl cat garage.service")
-                machine.succeed("test -n \"$(ls -A /var/lib/hearth/data/blobs)\"")
-
-        with subtest("first boot runs only where it is enabled"):
-            if firstboot:
-                machine.succeed(f"ls {secrets}/.minted-v1*")
-            else:
-                machine.fail("systemctl cat hearth-firstboot.service")
-                machine.fail(f"ls {secrets}/.minted-v1*")
-      '';
+  test = combination:
+    pkgs.testers.runNixOSTest {
+      name = "hearth-${name combination}";
+      nodes =
+        {machine = hearthNode combination;}
+        // lib.optionalAttrs (combination.database == "external") {db = databaseNode combination;};
+      testScript = {nodes, ...}: script combination (lib.getExe nodes.machine.services.hearth.firstboot.package);
     };
 in
   lib.listToAttrs (map (combination: lib.nameValuePair (name combination) (test combination)) (

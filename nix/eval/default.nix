@@ -78,6 +78,11 @@
       else null;
     values = optionValues eval;
     options = definedOptions eval;
+    # Options whose definitions cannot be listed because their default fails to evaluate here (a feature that
+    # is off); the xtask names them, so that none goes unchecked silently.
+    unlisted = map (option: lib.showOption option.loc) (lib.filter (option: !(definitionFiles' option).success) (
+      lib.collect lib.isOption (removeAttrs eval.options ["_module"])
+    ));
   };
 
   # The options hearth's own files define, and the parts of the system its units live in, forced: a definition of
@@ -120,8 +125,9 @@
   # The files defining an option. Listing them evaluates the head of the option's default, which for some
   # nixpkgs options throws where their feature is off (postgresql's finalPackage without a package): such an
   # option has no definitions the gate can list, and is forced only through what uses it.
+  definitionFiles' = option: builtins.tryEval (builtins.deepSeq option.files option.files);
   definitionFiles = option: let
-    files = builtins.tryEval (builtins.deepSeq option.files option.files);
+    files = definitionFiles' option;
   in
     if files.success
     then files.value
@@ -149,11 +155,11 @@
       script = check.hearthEval.test.testScript;
     in {
       nodes = mapAttrs (_: inspect) nodes;
-      testScript = builtins.stringLength (
+      # The script as the driver gets it, with the nodes interpolated; the xtask checks its names.
+      testScript =
         if lib.isFunction script
         then script {nodes = mapAttrs (_: node: node.config) nodes;}
-        else script
-      );
+        else script;
     }) (filterAttrs (_: check: check ? hearthEval.test) outputs.checks.${system}));
 
   # Each exported module alone on a minimal machine, with hearth enabled: a module that forgets an import of its

@@ -61,11 +61,22 @@ pub fn run(hearthd: &Path, write_docs: bool) -> Result<()> {
     let report = gate.evaluate(&root).map_err(|failure| anyhow!("{failure}"))?;
     let configurations = configurations(&report);
     check_structure(&report).map_err(|failure| anyhow!("{failure}"))?;
+    check_test_scripts(&report).map_err(|failure| anyhow!("{failure}"))?;
     println!(
         "nix-eval: {} NixOS configurations evaluated ({}), no warnings, every required unit defined",
         configurations.len(),
         summary(&configurations)
     );
+    let unlisted: BTreeSet<&str> = configurations
+        .iter()
+        .flat_map(|(_, configuration)| strings(&configuration["unlisted"]))
+        .collect();
+    if !unlisted.is_empty() {
+        println!(
+            "nix-eval: not listed where their feature is off (their nixpkgs default needs it): {}",
+            unlisted.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
     gate.check_settings(&configurations)?;
     docs_table(&root, &report, write_docs)?;
     gate.prove_it_can_fail(&root)?;
@@ -154,9 +165,10 @@ impl Gate {
             let _ = fs::remove_dir_all(&copy);
             copy_files(root, &copy, &files)?;
             mutation.apply(&copy)?;
-            let outcome = self
-                .evaluate(&copy)
-                .and_then(|report| check_structure(&report).map(|()| report));
+            let outcome = self.evaluate(&copy).and_then(|report| {
+                check_structure(&report)?;
+                check_test_scripts(&report)
+            });
             match outcome {
                 Ok(_) => bail!(
                     "the gate passed a deliberate mistake ({}: {}): it cannot catch what it claims to",
@@ -240,6 +252,13 @@ const MUTATIONS: &[Mutation] = &[
         expect: "garage.service requires hearth-firstboot.service, which the configuration does not define",
     },
     Mutation {
+        what: "a matrix test script names the database node in a combination without one",
+        file: "tests/matrix.nix",
+        from: "assert ${rows}.succeed(count).strip() == \"1\"",
+        to: "assert db.succeed(count).strip() == \"1\"",
+        expect: "the test script uses `db`, which is not a node of this test",
+    },
+    Mutation {
         what: "a package nixpkgs does not have",
         file: "modules/garage.nix",
         from: "package = lib.mkDefault pkgs.garage_2;",
@@ -252,6 +271,13 @@ const MUTATIONS: &[Mutation] = &[
         from: "swapDevices = lib.mkForce [];",
         to: "swapDevices = lib.mkDefault [];",
         expect: "hearth.substrate: disk swap must be encrypted with a random key",
+    },
+    Mutation {
+        what: "the OVA turns GRUB on without turning the x86 hosts' systemd-boot off",
+        file: "modules/profiles/appliance.nix",
+        from: "boot.loader.systemd-boot.enable = lib.mkForce false;",
+        to: "",
+        expect: "Only one bootloader can be enabled at a time.",
     },
     Mutation {
         what: "the workstation no longer admits the NVIDIA driver's unfree license",
@@ -389,6 +415,45 @@ fn check_structure(report: &Value) -> Result<(), String> {
         Err(format!(
             "the NixOS configurations evaluate, but:\n{}",
             problems.join("\n")
+        ))
+    }
+}
+
+/// Every VM test script through crates/xtask/python/check_test_scripts.py: it compiles, and names only nodes its
+/// test has (the driver's type check refuses the script otherwise, before any VM boots).
+fn check_test_scripts(report: &Value) -> Result<(), String> {
+    let mut tests = Vec::new();
+    for (system, checks) in entries(&report["vmTests"]) {
+        for (check, test) in entries(checks) {
+            tests.push(serde_json::json!({
+                "label": format!("checks.{system}.{check}"),
+                "script": test["testScript"],
+                "nodes": test["nodes"].as_object().map(|nodes| nodes.keys().collect::<Vec<_>>()),
+            }));
+        }
+    }
+    let checker = workspace_root().join("crates/xtask/python/check_test_scripts.py");
+    let mut child = Command::new("python3")
+        .arg(&checker)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run python3 for {}: {e}", checker.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write as _;
+        stdin
+            .write_all(Value::Array(tests).to_string().as_bytes())
+            .map_err(|e| format!("cannot write to {}: {e}", checker.display()))?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("{}: {e}", checker.display()))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "VM test scripts the test driver would refuse:\n{}",
+            String::from_utf8_lossy(&output.stdout).trim_end()
         ))
     }
 }

@@ -12,7 +12,15 @@
   toml = pkgs.formats.toml {};
   configFile = toml.generate "garage.toml" cfg.settings;
   isDefault = lib.hasPrefix "/var/lib/garage";
-  paths = lib.flatten [cfg.settings.metadata_dir cfg.settings.data_dir];
+  # data_dir is a path or a list of { path, capacity }.
+  paths = lib.flatten [
+    cfg.settings.metadata_dir
+    (
+      if lib.isList cfg.settings.data_dir
+      then map (dir: dir.path) cfg.settings.data_dir
+      else cfg.settings.data_dir
+    )
+  ];
 in {
   options.services.garage = {
     enable = lib.mkEnableOption "Garage Object Storage (S3 compatible)";
@@ -49,7 +57,7 @@ in {
       restartTriggers = [configFile];
       serviceConfig = {
         ExecStart = "${cfg.package}/bin/garage server";
-        StateDirectory = lib.mkIf (lib.all isDefault paths) "garage";
+        StateDirectory = lib.mkIf (lib.any isDefault paths) "garage";
         DynamicUser = lib.mkDefault true;
         ProtectHome = true;
         NoNewPrivileges = true;

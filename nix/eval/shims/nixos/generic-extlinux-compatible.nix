@@ -17,5 +17,6 @@
   };
   config = lib.mkIf config.boot.loader.generic-extlinux-compatible.enable {
     boot.loader.generic-extlinux-compatible.populateCmd = "populate-extlinux";
+    system.build.installBootLoader = "install-extlinux-conf.sh";
   };
 }

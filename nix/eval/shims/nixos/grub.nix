@@ -37,6 +37,7 @@ in {
   };
 
   config = lib.mkIf grub.enable {
+    system.build.installBootLoader = "install-grub.sh";
     boot.loader.grub.devices = lib.mkIf (grub.device != "") [grub.device];
     boot.loader.grub.mirroredBoots = lib.mkIf (grub.devices != []) [
       {

@@ -10,11 +10,16 @@
   ...
 }: let
   cfg = config.nixpkgs;
+  mergeConfig = lhs: rhs:
+    lib.recursiveUpdate lhs rhs
+    // lib.optionalAttrs (lhs ? allowUnfreePackages) {
+      allowUnfreePackages = lhs.allowUnfreePackages ++ (rhs.allowUnfreePackages or []);
+    };
   configType = lib.mkOptionType {
     name = "nixpkgs-config";
     description = "nixpkgs config";
     check = x: lib.isAttrs x || lib.isFunction x;
-    merge = _: lib.foldr (def: lhs: lib.recursiveUpdate lhs def.value) {};
+    merge = _: lib.foldr (def: mergeConfig def.value) {};
   };
 in {
   options.nixpkgs = {

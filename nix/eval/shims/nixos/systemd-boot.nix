@@ -10,6 +10,7 @@
   };
   config = lib.mkIf config.boot.loader.systemd-boot.enable {
     boot.loader.grub.enable = lib.mkDefault false;
+    system.build.installBootLoader = "systemd-boot-builder";
     assertions = [
       {
         assertion = lib.hasPrefix "/" config.boot.loader.efi.efiSysMountPoint;

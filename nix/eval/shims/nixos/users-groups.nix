@@ -63,6 +63,10 @@
   };
 
   users = lib.filter (user: user != null) (lib.attrValues config.users.users);
+  unique = ids: let
+    given = lib.filter (id: id != null) ids;
+  in
+    lib.length given == lib.length (lib.unique given);
   isEffectivelySystemUser = user: user.isSystemUser || (user.uid != null && user.uid < 1000 && !user.isNormalUser);
   withoutGroup = lib.filter (user: user.group != "" && !(config.users.groups ? ${user.group})) users;
 in {
@@ -90,13 +94,23 @@ in {
         group = "nogroup";
       };
     };
+    # config.ids.gids (nixos/modules/misc/ids.nix) of the groups users-groups.nix always defines that hearth's
+    # configurations can meet.
     users.groups = {
       root.gid = 0;
+      wheel.gid = 1;
+      users.gid = 100;
       nogroup.gid = 65534;
     };
 
     assertions =
       [
+        {
+          assertion =
+            unique (map (user: user.uid) users)
+            && unique (map (group: group.gid) (lib.attrValues config.users.groups));
+          message = "UIDs and GIDs must be unique!";
+        }
         {
           assertion = withoutGroup == [];
           message = ''
