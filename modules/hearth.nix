@@ -370,8 +370,11 @@ in {
             "AF_INET"
             "AF_INET6"
           ];
+          # @sandbox: the extraction child confines itself further with Landlock and seccomp (hearthd's own
+          # children; NoNewPrivileges is set).
           SystemCallFilter = [
             "@system-service"
+            "@sandbox"
             "~@privileged"
           ];
           SystemCallErrorNumber = "EPERM";

@@ -16,7 +16,7 @@ use crate::blob::{BlobError, BlobStore};
 use crate::chunk::{self, ChunkingConfig};
 use crate::digest::sha256_hex;
 use crate::embed::{EmbedError, EmbedRequest, Embedder, InputKind, Priority};
-use crate::extract::{ContentType, ExtractError};
+use crate::extract::{ContentType, ExtractError, ExtractFailure, ExtractionLimits, Sandbox};
 use crate::metrics::{JobOutcome, KindLabel, LibraryMetrics, ModeLabel};
 use crate::store::chunks::SpaceVectors;
 use crate::store::documents::{self, Document, NewDocument, Outcome};
@@ -37,6 +37,9 @@ pub struct IngestConfig {
     /// How long a claimed job stays claimed without a sign of life from its worker.
     pub lease_seconds: u64,
     pub chunking: ChunkingConfig,
+    /// What parsing one PDF or HTML document may use (in its own process).
+    #[serde(default)]
+    pub extraction: ExtractionLimits,
 }
 
 impl Default for IngestConfig {
@@ -47,6 +50,7 @@ impl Default for IngestConfig {
             max_attempts: 5,
             lease_seconds: 30,
             chunking: ChunkingConfig::default(),
+            extraction: ExtractionLimits::default(),
         }
     }
 }
@@ -153,6 +157,7 @@ pub struct Library {
     pool: PgPool,
     blobs: BlobStore,
     config: IngestConfig,
+    sandbox: Sandbox,
     models: watch::Sender<Option<Models>>,
     work: Notify,
     schema_ready: std::sync::atomic::AtomicBool,
@@ -160,11 +165,14 @@ pub struct Library {
 }
 
 impl Library {
-    pub fn new(pool: PgPool, blobs: BlobStore, config: IngestConfig) -> Arc<Self> {
+    /// `sandbox` runs every PDF and HTML parser in a child process: a hostile file can kill the child, not this
+    /// process.
+    pub fn new(pool: PgPool, blobs: BlobStore, config: IngestConfig, sandbox: Sandbox) -> Arc<Self> {
         Arc::new(Self {
             pool,
             blobs,
             config,
+            sandbox,
             models: watch::Sender::new(None),
             work: Notify::new(),
             schema_ready: std::sync::atomic::AtomicBool::new(false),
@@ -579,12 +587,14 @@ impl Library {
             }
             Err(error) => return Err(JobError::Transient(error.to_string())),
         };
+        let text = self
+            .sandbox
+            .extract(content_type, bytes)
+            .await
+            .map_err(|failure| extraction_failed(job, failure))?;
         let target = models.target.clone();
         let chunking = self.config.chunking;
         let (chunks, token_counts) = tokio::task::spawn_blocking(move || {
-            let text = content_type
-                .extract(&bytes)
-                .map_err(|e| JobError::Permanent(e.to_string()))?;
             let capacity = chunk_capacity(&target, &chunking);
             let chunks = chunk::split(
                 &text,
@@ -601,7 +611,7 @@ impl Library {
             Ok::<_, JobError>((chunks, counts))
         })
         .await
-        .map_err(|e| JobError::Permanent(format!("extraction crashed: {e}")))??;
+        .map_err(|e| JobError::Permanent(format!("chunking crashed: {e}")))??;
         if chunks.is_empty() {
             return Err(JobError::Permanent(ExtractError::NoText.to_string()));
         }
@@ -731,6 +741,17 @@ impl From<StoreError> for JobError {
         } else {
             JobError::Permanent(error.to_string())
         }
+    }
+}
+
+/// A sandboxed extraction that failed: the document's own fault fails it now; the sandbox stopping the parser in a
+/// way the machine may have caused (a crash, a timeout) is retried once, then fails it. The reason is the plain
+/// one the user sees.
+fn extraction_failed(job: &Job, failure: ExtractFailure) -> JobError {
+    if failure.may_pass_on_retry() && job.attempts <= 1 {
+        JobError::Transient(failure.to_string())
+    } else {
+        JobError::Permanent(failure.to_string())
     }
 }
 

@@ -117,9 +117,11 @@ fn library_parts(error: &LibraryError, message: String) -> (StatusCode, &'static
             ),
             ExtractError::Empty => (StatusCode::UNPROCESSABLE_ENTITY, "empty_document", message),
             ExtractError::InvalidUtf8 { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_utf8", message),
-            ExtractError::Pdf(_) | ExtractError::Html(_) | ExtractError::NoText => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "unreadable_document", message)
-            }
+            ExtractError::Pdf(_)
+            | ExtractError::Html(_)
+            | ExtractError::NoText
+            | ExtractError::TooManyPages { .. }
+            | ExtractError::Encrypted => (StatusCode::UNPROCESSABLE_ENTITY, "unreadable_document", message),
         },
         L::MetadataNotObject => (StatusCode::BAD_REQUEST, "invalid_metadata", message),
         L::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query", message),

@@ -66,10 +66,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The extraction sandbox's child (run by hearthd itself): reads a document on stdin, writes its text on
+    /// stdout, confined and limited.
+    #[command(hide = true)]
+    Extract {
+        #[arg(long)]
+        content_type: String,
+        #[arg(long)]
+        max_pages: usize,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before anything else (no logging, no configuration): the child of the extraction sandbox.
+    if let Command::Extract {
+        content_type,
+        max_pages,
+    } = &cli.command
+    {
+        return hearth_core::extract::run_child(content_type, *max_pages);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG").unwrap_or_else(|_| "info".into());
     let logs = tracing_subscriber::fmt().with_env_filter(filter);
     match cli.log_format {
@@ -100,7 +117,7 @@ fn main() -> ExitCode {
                 .build()
                 .context("cannot start the async runtime")?
                 .block_on(serve(config)),
-            Command::Doctor { .. } => unreachable!("handled above"),
+            Command::Doctor { .. } | Command::Extract { .. } => unreachable!("handled above"),
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -150,7 +167,12 @@ async fn run(config: Config, notifier: &Arc<Notifier>) -> Result<()> {
         .max_connections(pool_max)
         .acquire_timeout(Duration::from_secs(3))
         .connect_lazy_with(database);
-    let library = Library::new(pool.clone(), blobs, config.ingest.clone());
+    let sandbox = hearth_core::extract::Sandbox::new(
+        std::env::current_exe().context("cannot find hearthd's own executable for the extraction sandbox")?,
+        vec!["extract".into()],
+        config.ingest.extraction,
+    );
+    let library = Library::new(pool.clone(), blobs, config.ingest.clone(), sandbox);
 
     let mut registry = Registry::default();
     let metrics = EmbedMetrics::default();

@@ -4,6 +4,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hearth_testkit::{TestHearthd, TestPostgres};
+
+mod common;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -398,43 +400,10 @@ async fn bad_input_gets_the_status_that_says_what_to_change() {
     assert_eq!(hub.settled(&id(&again)).await["status"], "failed");
 }
 
-/// A one-page PDF with a real text layer, written out with correct cross-reference offsets.
-fn pdf_with_text(text: &str) -> Vec<u8> {
-    let content = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
-         /Resources << /Font << /F1 5 0 R >> >> >>"
-            .to_owned(),
-        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
-    ];
-    let mut pdf = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, object) in objects.iter().enumerate() {
-        offsets.push(pdf.len());
-        pdf.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = pdf.len();
-    pdf.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
-    for offset in offsets {
-        pdf.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
-    }
-    pdf.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
-    );
-    pdf
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pdf_text_layer_is_searchable() {
     let hub = Box::start(&[]).ready().await;
-    let pdf = pdf_with_text("Lighthouses guide the ships home at night");
+    let pdf = common::pdf_with_text("Lighthouses guide the ships home at night");
     let (status, uploaded) = hub.upload_raw(&pdf, "application/pdf", "?title=Lighthouse").await;
     assert_eq!(status, StatusCode::ACCEPTED, "{uploaded}");
     let settled = hub.settled(&id(&uploaded)).await;

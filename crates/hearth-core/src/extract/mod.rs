@@ -1,6 +1,14 @@
-//! From an original's bytes to the plain text that is chunked and searched.
+//! From an original's bytes to the plain text that is chunked and searched. Parsing PDF and HTML is done by
+//! [`Sandbox`] in a child process, since a hostile file can crash or exhaust a parser; [`ContentType::extract`]
+//! is what that child runs.
 
 use std::fmt;
+
+mod child;
+mod sandbox;
+
+pub use child::run_child;
+pub use sandbox::{ExtractFailure, ExtractionLimits, Sandbox};
 
 /// The document types hearth can read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,7 +22,8 @@ pub enum ContentType {
 /// The media types accepted, as listed in a 415 answer.
 pub const SUPPORTED: &[&str] = &["text/plain", "text/markdown", "text/html", "application/pdf"];
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// Why a document's text cannot be had; the same whichever process finds it (the sandbox's child sends it back).
+#[derive(Debug, thiserror::Error, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ExtractError {
     #[error("unsupported content type '{0}': hearth reads {list}", list = SUPPORTED.join(", "))]
     Unsupported(String),
@@ -30,6 +39,12 @@ pub enum ExtractError {
     Html(String),
     #[error("no text found in the document (a scanned PDF without a text layer, or markup without content?)")]
     NoText,
+    #[error(
+        "the PDF has {pages} pages; at most {max} are read (ingest.extraction.max_pages): split it, or raise the limit"
+    )]
+    TooManyPages { pages: usize, max: usize },
+    #[error("the PDF is encrypted with a password: upload it without the password protection")]
+    Encrypted,
 }
 
 impl ContentType {
@@ -93,8 +108,14 @@ impl ContentType {
         Ok(())
     }
 
-    /// The document's text. Blocking (PDF parsing is CPU work): call from a blocking context.
-    pub fn extract(self, bytes: &[u8]) -> Result<String, ExtractError> {
+    /// Whether extracting this type parses the bytes (and so runs in the sandbox), or only checks UTF-8.
+    pub fn needs_parser(self) -> bool {
+        matches!(self, ContentType::Html | ContentType::Pdf)
+    }
+
+    /// The document's text. Blocking, and for PDF and HTML a parser run on untrusted bytes: hearthd calls it only
+    /// in the sandbox's child ([`Sandbox`]).
+    pub fn extract(self, bytes: &[u8], max_pages: usize) -> Result<String, ExtractError> {
         let text = match self {
             ContentType::Plain | ContentType::Markdown => {
                 let text = std::str::from_utf8(bytes).map_err(|e| ExtractError::InvalidUtf8 {
@@ -103,7 +124,7 @@ impl ContentType {
                 text.strip_prefix('\u{feff}').unwrap_or(text).to_owned()
             }
             ContentType::Html => html_text(bytes)?,
-            ContentType::Pdf => pdf_text(bytes)?,
+            ContentType::Pdf => pdf_text(bytes, max_pages)?,
         };
         if text.trim().is_empty() {
             return Err(ExtractError::NoText);
@@ -131,12 +152,28 @@ fn html_text(bytes: &[u8]) -> Result<String, ExtractError> {
     Ok(text)
 }
 
-fn pdf_text(bytes: &[u8]) -> Result<String, ExtractError> {
-    // pdf-extract panics on some malformed files; a bad upload must fail its job, not the worker.
-    let result = std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem(bytes));
+fn pdf_text(bytes: &[u8], max_pages: usize) -> Result<String, ExtractError> {
+    // pdf-extract panics on some malformed files: that is a readable failure, not a crash of the child.
+    let result = std::panic::catch_unwind(|| {
+        let mut document =
+            pdf_extract::Document::load_mem(bytes).map_err(|e| ExtractError::Pdf(e.to_string()))?;
+        if document.is_encrypted() && document.decrypt("").is_err() {
+            return Err(ExtractError::Encrypted);
+        }
+        let pages = document.get_pages().len();
+        if pages > max_pages {
+            return Err(ExtractError::TooManyPages {
+                pages,
+                max: max_pages,
+            });
+        }
+        let mut text = String::new();
+        pdf_extract::output_doc(&document, &mut pdf_extract::PlainTextOutput::new(&mut text))
+            .map_err(|e| ExtractError::Pdf(e.to_string()))?;
+        Ok(text)
+    });
     match result {
-        Ok(Ok(text)) => Ok(text),
-        Ok(Err(error)) => Err(ExtractError::Pdf(error.to_string())),
+        Ok(outcome) => outcome,
         Err(_) => Err(ExtractError::Pdf(
             "the parser gave up on this file (malformed PDF)".into(),
         )),
