@@ -36,6 +36,11 @@
 
   workspace = "${hearth.workspaceBuild}";
 
+  # The newest migration of this source tree: the schema version the current hearth runs at.
+  newestMigration = toString (lib.foldl' lib.max 0 (map (name: lib.toInt (lib.head (builtins.match "0*([0-9]+)_.*" name))) (
+    lib.filter (lib.hasSuffix ".sql") (lib.attrNames (builtins.readDir ../crates/hearth-core/migrations))
+  )));
+
   # The same wrapper as `package` (nix/packages.nix: hearthd is a makeWrapper around the workspace build), around
   # a workspace build that also compiles `migrations` in.
   withMigrations = package: migrations: let
@@ -137,7 +142,7 @@ in
 
       with subtest("the old configuration boots and serves"):
           wait_serving()
-          assert sql("SELECT max(version) FROM _sqlx_migrations WHERE success") == "1"
+          assert sql("SELECT max(version) FROM _sqlx_migrations WHERE success") == "${newestMigration}"
 
       with subtest("documents ingested on the old version are searchable"):
           docs["kiln"] = ingest("The kiln fires stoneware at twelve hundred degrees overnight.", "kiln")

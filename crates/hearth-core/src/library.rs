@@ -61,6 +61,8 @@ pub enum LibraryError {
     Extract(#[from] ExtractError),
     #[error("metadata must be a JSON object, like {{\"project\": \"x\"}}")]
     MetadataNotObject,
+    #[error("{field} contains a NUL character (U+0000), which cannot be stored: remove it")]
+    UnstorableText { field: &'static str },
     #[error("{0}")]
     InvalidQuery(String),
     #[error("no document {0}")]
@@ -240,6 +242,9 @@ impl Library {
         if !upload.metadata.is_object() {
             return Err(LibraryError::MetadataNotObject);
         }
+        storable("title", upload.title.as_deref())?;
+        storable("external_id", upload.external_id.as_deref())?;
+        storable_json("metadata", &upload.metadata)?;
         let sha256 = sha256_hex(&upload.bytes);
         let new = NewDocument {
             content_sha256: sha256.clone(),
@@ -318,6 +323,10 @@ impl Library {
             && !metadata.is_object()
         {
             return Err(LibraryError::MetadataNotObject);
+        }
+        storable("query", Some(&request.query))?;
+        if let Some(metadata) = &request.filter.metadata {
+            storable_json("filter.metadata", metadata)?;
         }
         // Fusion needs more than k from each retriever to re-rank well.
         let depth = match request.mode {
@@ -563,9 +572,16 @@ impl Library {
                 chunks,
                 token_counts,
                 spaces,
+                notes,
             } => {
-                self.commit_ingest(job, &content_sha256, &chunks, &token_counts, &spaces)
-                    .await
+                let ingested = Ingested {
+                    content_sha256: &content_sha256,
+                    chunks: &chunks,
+                    token_counts: &token_counts,
+                    spaces: &spaces,
+                    notes: &notes,
+                };
+                self.commit_ingest(job, ingested).await
             }
             Prepared::Embedding(space) => self.commit_embedding(job, &space).await,
         }
@@ -592,6 +608,7 @@ impl Library {
             .extract(content_type, bytes)
             .await
             .map_err(|failure| extraction_failed(job, failure))?;
+        let (text, notes) = storable_text(text);
         let target = models.target.clone();
         let chunking = self.config.chunking;
         let (chunks, token_counts) = tokio::task::spawn_blocking(move || {
@@ -631,17 +648,18 @@ impl Library {
             chunks,
             token_counts,
             spaces,
+            notes,
         })
     }
 
-    async fn commit_ingest(
-        &self,
-        job: &Job,
-        content_sha256: &str,
-        chunks: &[chunk::Chunk],
-        token_counts: &[usize],
-        spaces: &[SpaceVectors],
-    ) -> Result<(), JobError> {
+    async fn commit_ingest(&self, job: &Job, ingested: Ingested<'_>) -> Result<(), JobError> {
+        let Ingested {
+            content_sha256,
+            chunks,
+            token_counts,
+            spaces,
+            notes,
+        } = ingested;
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         if !jobs::finish(&mut tx, job).await? {
             return Err(JobError::LostClaim);
@@ -658,10 +676,12 @@ impl Library {
         }
         store::chunks::replace(&mut tx, job.document_id, chunks, token_counts, spaces).await?;
         sqlx::query(
-            "UPDATE documents SET status = 'ready', error = NULL, chunk_count = $2, updated_at = now() WHERE id = $1",
+            "UPDATE documents SET status = 'ready', error = NULL, notes = $3, chunk_count = $2, updated_at = now() \
+             WHERE id = $1",
         )
         .bind(job.document_id)
         .bind(chunks.len() as i32)
+        .bind(notes)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?;
@@ -720,8 +740,18 @@ enum Prepared {
         chunks: Vec<chunk::Chunk>,
         token_counts: Vec<usize>,
         spaces: Vec<SpaceVectors>,
+        notes: Vec<String>,
     },
     Embedding(SpaceVectors),
+}
+
+/// A prepared ingest, borrowed for its commit.
+struct Ingested<'a> {
+    content_sha256: &'a str,
+    chunks: &'a [chunk::Chunk],
+    token_counts: &'a [usize],
+    spaces: &'a [SpaceVectors],
+    notes: &'a [String],
 }
 
 #[derive(Debug)]
@@ -734,14 +764,59 @@ enum JobError {
     LostClaim,
 }
 
+/// A job's reasons are shown to the user (the document's `error`, the job's `last_error`): the database's own words
+/// go to the log, the reason says what happened.
 impl From<StoreError> for JobError {
     fn from(error: StoreError) -> Self {
         if error.is_transient() {
-            JobError::Transient(error.to_string())
+            tracing::warn!(%error, "a job met a database error; it will be retried");
+            JobError::Transient("the database was not reachable; retrying".into())
         } else {
-            JobError::Permanent(error.to_string())
+            tracing::error!(%error, "a job met a database error");
+            JobError::Permanent(
+                "the database refused to store the result (the details are in hearthd's log)".into(),
+            )
         }
     }
+}
+
+/// PostgreSQL's text and jsonb cannot hold U+0000: a field that has one is refused at the edge (422), not at
+/// the database (500).
+fn storable(field: &'static str, text: Option<&str>) -> Result<(), LibraryError> {
+    if text.is_some_and(|text| text.contains('\0')) {
+        return Err(LibraryError::UnstorableText { field });
+    }
+    Ok(())
+}
+
+fn storable_json(field: &'static str, value: &Value) -> Result<(), LibraryError> {
+    let fine = match value {
+        Value::String(text) => !text.contains('\0'),
+        Value::Array(items) => items.iter().all(|item| storable_json(field, item).is_ok()),
+        Value::Object(entries) => entries
+            .iter()
+            .all(|(key, item)| !key.contains('\0') && storable_json(field, item).is_ok()),
+        Value::Null | Value::Bool(_) | Value::Number(_) => true,
+    };
+    if fine {
+        Ok(())
+    } else {
+        Err(LibraryError::UnstorableText { field })
+    }
+}
+
+/// A document's text as PostgreSQL can store it: NUL characters (which some files carry, and text columns cannot
+/// hold) removed, with a note saying how many.
+fn storable_text(text: String) -> (String, Vec<String>) {
+    let nuls = text.matches('\0').count();
+    if nuls == 0 {
+        return (text, Vec::new());
+    }
+    let note = format!(
+        "{nuls} NUL character{} (U+0000) removed from the text: PostgreSQL cannot store them",
+        if nuls == 1 { "" } else { "s" }
+    );
+    (text.replace('\0', ""), vec![note])
 }
 
 /// A sandboxed extraction that failed: the document's own fault fails it now; the sandbox stopping the parser in a

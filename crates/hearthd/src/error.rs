@@ -38,6 +38,10 @@ pub enum ApiError {
     Overloaded { limit: usize },
     #[error("{0}")]
     Unauthorized(String),
+    #[error("there is nothing at {path}: hearth's routes are listed in its README (HTTP API)")]
+    NoRoute { path: String },
+    #[error("{method} is not allowed on this route: the Allow header lists what is")]
+    MethodNotAllowed { method: String },
     #[error(transparent)]
     Embed(#[from] EmbedError),
     #[error(transparent)]
@@ -64,6 +68,10 @@ impl ApiError {
             ApiError::Timeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, "timeout", message),
             ApiError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", message),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", message),
+            ApiError::NoRoute { .. } => (StatusCode::NOT_FOUND, "no_route", message),
+            ApiError::MethodNotAllowed { .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
             ApiError::Embed(error) => embed_parts(error, message),
             ApiError::Library(error) => library_parts(error, message),
@@ -124,6 +132,7 @@ fn library_parts(error: &LibraryError, message: String) -> (StatusCode, &'static
             | ExtractError::Encrypted => (StatusCode::UNPROCESSABLE_ENTITY, "unreadable_document", message),
         },
         L::MetadataNotObject => (StatusCode::BAD_REQUEST, "invalid_metadata", message),
+        L::UnstorableText { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_text", message),
         L::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query", message),
         L::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", message),
         L::ModelNotReady | L::Starting => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", message),

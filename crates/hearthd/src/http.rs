@@ -127,7 +127,14 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
         )
         .route("/v1/documents/{id}/content", get(documents::content))
         .route("/v1/search", post(documents::search))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        // A declared length over the limit is refused before a byte of the body is read.
+        .layer(axum::middleware::from_fn_with_state(
+            (body_limit, document_limit),
+            check_content_length,
+        ))
         .layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
         // tower's layers, so that one handler turns both limits into hearth's JSON errors.
         .layer(
@@ -179,6 +186,52 @@ fn limit_error(error: &tower::BoxError, config: &Config) -> ApiError {
     } else {
         ApiError::Internal(format!("request limits: {error}"))
     }
+}
+
+/// The answer for a path no route has, in hearth's error body.
+async fn no_route(uri: axum::http::Uri) -> ApiError {
+    let path: String = uri.path().chars().take(200).collect();
+    ApiError::NoRoute { path }
+}
+
+/// The answer for a route that exists, with a method it does not take; axum adds the `Allow` header.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let error = ApiError::MethodNotAllowed {
+        method: method.as_str().chars().take(20).collect(),
+    };
+    respond(uri.path(), error)
+}
+
+/// An error in the envelope its route speaks: OpenAI's on the OpenAI-compatible routes, hearth's elsewhere.
+fn respond(path: &str, error: ApiError) -> Response {
+    if openai::ROUTES.contains(&path) {
+        openai::OpenAiError::from(error).into_response()
+    } else {
+        error.into_response()
+    }
+}
+
+/// 413 at once for a `Content-Length` over the route's limit (`ingest.max_document_bytes` for uploads,
+/// `api.max_body_bytes` for the rest), instead of waiting for a body that may never come.
+async fn check_content_length(
+    State((body_limit, document_limit)): State<(usize, usize)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let limit = if request.method() == axum::http::Method::POST && request.uri().path() == "/v1/documents" {
+        document_limit
+    } else {
+        body_limit
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return respond(request.uri().path(), ApiError::PayloadTooLarge { limit });
+    }
+    next.run(request).await
 }
 
 /// Largest total size of a request's headers: names, values and their separators.

@@ -5,6 +5,7 @@ mod capabilities;
 mod documents;
 mod error;
 mod http;
+mod input;
 mod observe;
 mod openai;
 mod systemd;

@@ -147,6 +147,22 @@ impl HttpMetrics {
     }
 }
 
+/// The methods hearth serves, and `other` for anything a client makes up: a label from a closed set, so a stream
+/// of invented methods cannot grow the series without bound.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Outermost middleware: logs each request once with route, status, duration and identity, and counts it.
 pub async fn observe(State(metrics): State<Arc<HttpMetrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -177,7 +193,7 @@ pub async fn observe(State(metrics): State<Arc<HttpMetrics>>, request: Request, 
     metrics
         .requests
         .get_or_create(&RequestLabels {
-            method: method.to_string(),
+            method: method_label(&method).to_owned(),
             route: route.clone(),
             status: status.as_u16(),
         })

@@ -15,6 +15,9 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::http::AppState;
 
+/// The routes that answer in OpenAI's envelope.
+pub const ROUTES: &[&str] = &["/v1/embeddings", "/v1/models"];
+
 /// An [`ApiError`] rendered in OpenAI's envelope.
 pub struct OpenAiError(ApiError);
 

@@ -242,3 +242,194 @@ async fn files_built_to_break_the_parser_fail_their_document_plainly_and_hearthd
         hearthd.log_text()
     );
 }
+
+/// One raw HTTP/1.1 exchange, for requests a client library will not send (a length that lies, an invented
+/// method): the status line's code and the body, read until the server closes or a second passes.
+async fn raw_request(hearthd: &TestHearthd, request: &[u8]) -> (u16, String, Duration) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let address = hearthd.url.trim_start_matches("http://").to_owned();
+    let started = Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
+    stream.write_all(request).await.expect("write");
+    let mut response = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(Ok(read)) = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buffer)).await {
+        if read == 0 {
+            break;
+        }
+        response.extend_from_slice(&buffer[..read]);
+        if response.windows(4).any(|w| w == b"\r\n\r\n") && String::from_utf8_lossy(&response).contains("}") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_requests_get_a_4xx_that_says_what_to_change() {
+    let postgres = TestPostgres::start().expect("postgres");
+    let database = postgres.create_database().expect("database");
+    let hearthd = TestHearthd::start(Path::new(HEARTHD), &database, &[]).expect("hearthd");
+    common::ready(&hearthd).await;
+    let pid = hearthd.pid();
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", hearthd.url);
+
+    let requests: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            "an id that is no UUID",
+            http.get(url("/v1/documents/not-a-uuid")),
+            400,
+            "invalid_request",
+        ),
+        (
+            "a limit that is no number",
+            http.get(url("/v1/documents?limit=many")),
+            400,
+            "invalid_request",
+        ),
+        (
+            "an unknown query parameter",
+            http.get(url("/v1/documents?colour=red")),
+            400,
+            "invalid_request",
+        ),
+        (
+            "a path no route has",
+            http.get(url("/v2/everything")),
+            404,
+            "no_route",
+        ),
+        (
+            "a method the route does not take",
+            http.put(url("/v1/search")),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "a NUL in a title",
+            http.post(url("/v1/documents"))
+                .json(&serde_json::json!({"text": "fine text", "title": "a\u{0}b"})),
+            422,
+            "invalid_text",
+        ),
+        (
+            "a NUL in metadata",
+            http.post(url("/v1/documents"))
+                .json(&serde_json::json!({"text": "fine text", "metadata": {"k\u{0}": "v"}})),
+            422,
+            "invalid_text",
+        ),
+        (
+            "a NUL in an external id",
+            http.post(url("/v1/documents?external_id=a%00b"))
+                .header("content-type", "text/plain")
+                .body("fine text"),
+            422,
+            "invalid_text",
+        ),
+        (
+            "a NUL in a search query",
+            http.post(url("/v1/search"))
+                .json(&serde_json::json!({"query": "lamp\u{0}"})),
+            422,
+            "invalid_text",
+        ),
+        (
+            "bytes that are not UTF-8",
+            http.post(url("/v1/documents"))
+                .header("content-type", "text/plain")
+                .body(vec![0xff, 0xfe, 0x41]),
+            422,
+            "invalid_utf8",
+        ),
+        (
+            "an empty document",
+            http.post(url("/v1/documents"))
+                .header("content-type", "text/plain")
+                .body(""),
+            422,
+            "empty_document",
+        ),
+    ];
+    for (name, request, status, code) in requests {
+        let response = request.send().await.expect(name);
+        assert_eq!(response.status().as_u16(), status, "{name}");
+        let allow = response.headers().get("allow").cloned();
+        let body: Value = response
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: no JSON body: {e}"));
+        assert_eq!(body["code"], code, "{name}: {body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{name}: {body}"
+        );
+        if status == 405 {
+            assert!(allow.is_some(), "{name}: no Allow header");
+        }
+    }
+
+    // A Content-Length that claims a gigabyte is refused at once, not after the request timeout.
+    let (status, body, elapsed) = raw_request(
+        &hearthd,
+        b"POST /v1/documents HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
+          Content-Length: 1000000000\r\n\r\nsmall",
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("payload_too_large"), "{body}");
+    assert!(elapsed < Duration::from_secs(5), "413 took {elapsed:?}");
+
+    // Invented methods: each answered, none a series of its own.
+    for i in 0..50 {
+        let (status, body, _) = raw_request(
+            &hearthd,
+            format!("FROB{i} /v1/documents HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes(),
+        )
+        .await;
+        assert_eq!(status, 405, "{body}");
+    }
+    let metrics = http
+        .get(url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        !metrics.contains("FROB"),
+        "invented methods became series:\n{metrics}"
+    );
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+
+    // A document with NUL bytes in its text is kept, without them, and says so.
+    let id = upload(
+        &http,
+        &hearthd,
+        b"The keeper\0 trims the wick\0 at dusk.".to_vec(),
+        "text/plain",
+    )
+    .await;
+    let document = settled(&http, &hearthd, &id).await;
+    assert_eq!(document["status"], "ready", "{document}");
+    assert_eq!(
+        document["notes"],
+        serde_json::json!(["2 NUL characters (U+0000) removed from the text: PostgreSQL cannot store them"]),
+        "{document}"
+    );
+
+    assert_eq!(hearthd.pid(), pid);
+    assert!(!hearthd.log_text().contains("panicked"), "{}", hearthd.log_text());
+}

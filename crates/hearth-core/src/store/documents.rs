@@ -19,6 +19,8 @@ pub struct Document {
     pub version: i32,
     pub status: String,
     pub error: Option<String>,
+    /// What processing changed in the text without failing the document (e.g. characters removed).
+    pub notes: Vec<String>,
     pub chunk_count: i32,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
@@ -27,7 +29,7 @@ pub struct Document {
 macro_rules! document_columns {
     () => {
         "id, external_id, title, metadata, content_sha256, content_type, byte_size, version, status, \
-                           error, chunk_count, created_at, updated_at"
+                           error, notes, chunk_count, created_at, updated_at"
     };
 }
 

@@ -1,0 +1,54 @@
+//! axum's path and query extractors with hearth's error body: a malformed id or parameter is a 400 with
+//! `{code, message}` saying what to change, like every other error, not axum's plain-text rejection.
+
+use axum::extract::{FromRequestParts, rejection};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection::PathRejection::FailedToDeserializePathParams(error)) => {
+                Err(ApiError::BadRequest(format!(
+                    "the path parameter is not valid ({}): a document id is a UUID such as \
+                 0192f4e8-6b1c-7c3a-9d2e-5f6a7b8c9d0e",
+                    error.body_text()
+                )))
+            }
+            Err(other) => Err(ApiError::BadRequest(other.body_text())),
+        }
+    }
+}
+
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Query(value))
+            .map_err(|rejection| {
+                ApiError::BadRequest(format!(
+                    "the query string is not valid: {}",
+                    rejection.body_text()
+                ))
+            })
+    }
+}
