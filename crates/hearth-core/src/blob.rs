@@ -37,6 +37,22 @@ pub struct BlobConfig {
     pub access_key_id_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_access_key_file: Option<PathBuf>,
+    /// How often originals nothing refers to (a deleted document's, a replaced version's, an upload that died
+    /// before its commit) are looked for and removed, in seconds; 0: never.
+    #[serde(default = "default_sweep_interval")]
+    pub sweep_interval_seconds: u64,
+    /// How old such an original (or a staging file, or a readiness probe) must be before it is removed, in seconds:
+    /// longer than any upload takes.
+    #[serde(default = "default_sweep_grace")]
+    pub sweep_grace_seconds: u64,
+}
+
+fn default_sweep_interval() -> u64 {
+    600
+}
+
+fn default_sweep_grace() -> u64 {
+    3600
 }
 
 impl Default for BlobConfig {
@@ -49,6 +65,8 @@ impl Default for BlobConfig {
             bucket: "hearth".into(),
             access_key_id_file: None,
             secret_access_key_file: None,
+            sweep_interval_seconds: default_sweep_interval(),
+            sweep_grace_seconds: default_sweep_grace(),
         }
     }
 }
@@ -149,6 +167,15 @@ impl BlobStore {
         }
     }
 
+    /// A store given as an object store (an in-memory or throttled one, for tests); puts need no fsync of ours.
+    pub fn with_store(store: Arc<dyn ObjectStore>, describe: &str) -> Self {
+        Self {
+            store,
+            local_root: None,
+            describe: describe.to_owned(),
+        }
+    }
+
     pub fn describe(&self) -> &str {
         &self.describe
     }
@@ -157,18 +184,68 @@ impl BlobStore {
         ObjectPath::from(format!("sha256/{}/{sha256}", &sha256[..2]))
     }
 
-    /// Stores `bytes` under their hash; returns once they are durable. Storing the same bytes again is harmless.
+    /// Stores `bytes` under their hash; returns once they are durable. Bytes already stored are left alone: the
+    /// key is their hash, and rewriting an acknowledged original would put it at risk for nothing.
     pub async fn put(&self, sha256: &str, bytes: Bytes) -> Result<(), BlobError> {
         let location = Self::location(sha256);
-        self.store.put(&location, PutPayload::from(bytes)).await?;
         if let Some(root) = &self.local_root {
             let file = root.join(location.as_ref());
             let root = root.clone();
-            tokio::task::spawn_blocking(move || sync_file_and_parents(&file, &root))
+            return tokio::task::spawn_blocking(move || write_durably(&file, &root, &bytes))
                 .await
-                .map_err(|e| BlobError::Config(format!("fsync task failed: {e}")))??;
+                .map_err(|e| BlobError::Config(format!("blob write task failed: {e}")))?;
         }
+        match self.store.head(&location).await {
+            Ok(meta) if meta.size == bytes.len() as u64 => return Ok(()),
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(error) => return Err(error.into()),
+        }
+        self.store.put(&location, PutPayload::from(bytes)).await?;
         Ok(())
+    }
+
+    /// Every original in the store: its hash and when it was written.
+    pub async fn list(&self) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>, BlobError> {
+        let mut blobs = Vec::new();
+        let top = self
+            .store
+            .list_with_delimiter(Some(&ObjectPath::from("sha256")))
+            .await?;
+        for prefix in top.common_prefixes {
+            for object in self.store.list_with_delimiter(Some(&prefix)).await?.objects {
+                if let Some(name) = object.location.filename()
+                    && name.len() == 64
+                    && name.bytes().all(|b| b.is_ascii_hexdigit())
+                {
+                    blobs.push((name.to_owned(), object.last_modified));
+                }
+            }
+        }
+        Ok(blobs)
+    }
+
+    /// Removes what interrupted writes and probes leave behind and nothing refers to: staging files of the local
+    /// backend and readiness probe objects, older than `grace`. Returns how many went.
+    pub async fn sweep_leftovers(&self, grace: std::time::Duration) -> Result<u64, BlobError> {
+        let cutoff = chrono::Utc::now() - grace;
+        let mut removed = 0;
+        if let Ok(probes) = self
+            .store
+            .list_with_delimiter(Some(&ObjectPath::from("probe")))
+            .await
+        {
+            for object in probes.objects.into_iter().filter(|o| o.last_modified < cutoff) {
+                self.store.delete(&object.location).await?;
+                removed += 1;
+            }
+        }
+        if let Some(root) = &self.local_root {
+            let root = root.join("sha256");
+            removed += tokio::task::spawn_blocking(move || remove_staging_files(&root, grace))
+                .await
+                .map_err(|e| BlobError::Config(format!("blob sweep task failed: {e}")))??;
+        }
+        Ok(removed)
     }
 
     pub async fn get(&self, sha256: &str) -> Result<Bytes, BlobError> {
@@ -198,6 +275,70 @@ impl BlobStore {
         Ok(())
     }
 }
+
+/// The local backend's put: the bytes go to a staging file in the target's directory, are synced, and only then
+/// renamed into place (and the directories synced), so a crash leaves either no original or a whole one. An
+/// existing file of the right size is the same bytes (its name is their hash), written this same way: kept.
+fn write_durably(file: &Path, root: &Path, bytes: &[u8]) -> Result<(), BlobError> {
+    if std::fs::metadata(file).is_ok_and(|meta| meta.len() == bytes.len() as u64) {
+        return Ok(());
+    }
+    let io = |action: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| BlobError::Io { action, path, source }
+    };
+    let dir = file
+        .parent()
+        .ok_or_else(|| BlobError::Config(format!("{} has no directory", file.display())))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io("creating", dir))?;
+    let mut staging = tempfile::Builder::new()
+        .prefix(STAGING_PREFIX)
+        .tempfile_in(dir)
+        .map_err(io("creating a staging file in", dir))?;
+    std::io::Write::write_all(&mut staging, bytes).map_err(io("writing", staging.path()))?;
+    staging
+        .as_file()
+        .sync_all()
+        .map_err(io("syncing", staging.path()))?;
+    staging.persist(file).map_err(|error| BlobError::Io {
+        action: "renaming into place",
+        path: file.to_owned(),
+        source: error.error,
+    })?;
+    sync_file_and_parents(file, root)
+}
+
+/// Staging files of the local backend (ours, and object_store's `name#n`) older than `grace`.
+fn remove_staging_files(root: &Path, grace: std::time::Duration) -> Result<u64, BlobError> {
+    let mut removed = 0;
+    let Ok(prefixes) = std::fs::read_dir(root) else {
+        return Ok(0);
+    };
+    for prefix in prefixes.flatten() {
+        let Ok(entries) = std::fs::read_dir(prefix.path()) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let staging = name.starts_with(STAGING_PREFIX) || name.contains('#');
+            let old = entry
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age >= grace));
+            if staging && old && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Names of the local backend's staging files; never a 64-hex-digit blob name.
+const STAGING_PREFIX: &str = ".staging-";
 
 fn sync_file_and_parents(file: &Path, root: &Path) -> Result<(), BlobError> {
     let sync = |path: &Path| {

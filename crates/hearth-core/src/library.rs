@@ -77,6 +77,8 @@ pub enum LibraryError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Blob(#[from] BlobError),
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// The loaded models and the spaces they embed into.
@@ -235,35 +237,68 @@ impl Library {
         Ok(spaces)
     }
 
-    /// Stores the original durably and records the document; returns once both are committed.
+    /// Stores the original durably and records the document; returns once both are committed. The original is
+    /// written before the transaction that records it, so no database connection or lock waits on the write; an
+    /// announcement keeps a concurrent delete or sweep of the same bytes from removing it in between.
     pub async fn upload(&self, upload: Upload) -> Result<(Document, Outcome), LibraryError> {
         self.pool()?;
-        upload.content_type.validate(&upload.bytes)?;
         if !upload.metadata.is_object() {
             return Err(LibraryError::MetadataNotObject);
         }
         storable("title", upload.title.as_deref())?;
         storable("external_id", upload.external_id.as_deref())?;
         storable_json("metadata", &upload.metadata)?;
-        let sha256 = sha256_hex(&upload.bytes);
+        // Validating and hashing up to max_document_bytes is CPU work: off the async runtime.
+        let (bytes, sha256) = {
+            let (content_type, bytes) = (upload.content_type, upload.bytes.clone());
+            tokio::task::spawn_blocking(move || {
+                content_type.validate(&bytes)?;
+                let sha256 = sha256_hex(&bytes);
+                Ok::<_, LibraryError>((bytes, sha256))
+            })
+            .await
+            .map_err(|e| LibraryError::Internal(format!("hashing task failed: {e}")))??
+        };
         let new = NewDocument {
             content_sha256: sha256.clone(),
             content_type: upload.content_type.mime().to_owned(),
-            byte_size: upload.bytes.len() as i64,
+            byte_size: bytes.len() as i64,
             title: upload.title,
             external_id: upload.external_id,
             metadata: upload.metadata,
         };
-        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        documents::lock_content(&mut tx, &sha256).await?;
-        // Inside the lock: a concurrent delete of the same bytes cannot remove the blob before this row exists.
-        self.blobs.put(&sha256, upload.bytes).await?;
-        let accepted = documents::accept(&mut tx, &new).await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        if accepted.1 != Outcome::Unchanged {
+        let announcement = documents::announce_upload(&self.pool, &sha256).await?;
+        let recorded = async {
+            self.blobs.put(&sha256, bytes).await?;
+            let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+            // The external id's lock first, then the content's: the order every path takes.
+            if let Some(external_id) = &new.external_id {
+                documents::lock_external_id(&mut tx, external_id).await?;
+            }
+            documents::lock_content(&mut tx, &sha256).await?;
+            let accepted = documents::accept(&mut tx, &new).await?;
+            documents::withdraw_upload(&mut *tx, announcement).await?;
+            tx.commit().await.map_err(StoreError::from)?;
+            Ok::<_, LibraryError>(accepted)
+        }
+        .await;
+        let accepted = match recorded {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // The blob, if written, is an orphan now: the sweep removes it after its grace period.
+                if let Err(withdraw) = documents::withdraw_upload(&self.pool, announcement).await {
+                    tracing::warn!(error = %withdraw, "could not withdraw an upload's announcement; it expires");
+                }
+                return Err(error);
+            }
+        };
+        if accepted.outcome != Outcome::Unchanged {
             self.work.notify_one();
         }
-        Ok(accepted)
+        if let Some(replaced) = &accepted.replaced_sha256 {
+            self.collect(replaced).await;
+        }
+        Ok((accepted.document, accepted.outcome))
     }
 
     /// The original bytes and their type.
@@ -277,22 +312,99 @@ impl Library {
     }
 
     /// Deletes the document, its chunks, vectors and (unless another document has the same bytes) its original.
-    /// Returns whether there was such a document.
+    /// The rows go first, in their transaction; the original only once that is committed, so a failed commit
+    /// never leaves a document without its bytes. Returns whether there was such a document.
     pub async fn delete(&self, id: Uuid) -> Result<bool, LibraryError> {
         self.pool()?;
         let Some(document) = documents::get(&self.pool, id).await? else {
             return Ok(false);
         };
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        if let Some(external_id) = &document.external_id {
+            documents::lock_external_id(&mut tx, external_id).await?;
+        }
         documents::lock_content(&mut tx, &document.content_sha256).await?;
-        let Some((deleted, unreferenced)) = documents::delete(&mut tx, id).await? else {
+        let Some(deleted) = documents::delete(&mut tx, id).await? else {
             return Ok(false);
         };
-        if unreferenced {
-            self.blobs.delete(&deleted.content_sha256).await?;
-        }
         tx.commit().await.map_err(StoreError::from)?;
+        self.collect(&deleted.content_sha256).await;
         Ok(true)
+    }
+
+    /// Removes the original with these bytes if nothing needs it any more (no document, no upload in progress),
+    /// deciding and deleting under the content's lock. A failure is left to the next sweep.
+    async fn collect(&self, sha256: &str) -> bool {
+        let collected = async {
+            let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+            documents::lock_content(&mut tx, sha256).await?;
+            let collectable = documents::collectable(&mut tx, sha256).await?;
+            if collectable {
+                self.blobs.delete(sha256).await?;
+            }
+            tx.commit().await.map_err(StoreError::from)?;
+            Ok::<_, LibraryError>(collectable)
+        }
+        .await;
+        match collected {
+            Ok(collected) => collected,
+            Err(error) => {
+                tracing::warn!(%error, sha256, "could not remove an unreferenced original; the next sweep will");
+                false
+            }
+        }
+    }
+
+    /// One sweep of the blob store: expired upload announcements, then every original nothing refers to that is
+    /// older than `grace`, then staging files and probes. Returns how many originals and leftovers went.
+    pub async fn sweep(&self, grace: Duration) -> Result<(u64, u64), LibraryError> {
+        self.pool()?;
+        documents::expire_uploads(&self.pool, grace).await?;
+        let cutoff = chrono::Utc::now() - grace;
+        let old: Vec<String> = self
+            .blobs
+            .list()
+            .await?
+            .into_iter()
+            .filter(|(_, written)| *written < cutoff)
+            .map(|(sha256, _)| sha256)
+            .collect();
+        let mut originals = 0;
+        for sha256 in documents::unreferenced(&self.pool, &old).await? {
+            if self.collect(&sha256).await {
+                originals += 1;
+            }
+        }
+        let leftovers = self.blobs.sweep_leftovers(grace).await?;
+        self.metrics.swept(originals, leftovers);
+        Ok((originals, leftovers))
+    }
+
+    /// Sweeps every `interval` until `shutdown` turns true.
+    pub async fn run_sweeper(
+        self: Arc<Self>,
+        interval: Duration,
+        grace: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                _ = shutdown.changed() => return,
+            }
+            match self.sweep(grace).await {
+                Ok((0, 0)) => {}
+                Ok((originals, leftovers)) => {
+                    tracing::info!(
+                        originals,
+                        leftovers,
+                        "removed originals nothing refers to and leftovers"
+                    )
+                }
+                Err(LibraryError::Starting) => {}
+                Err(error) => tracing::warn!(%error, "the blob sweep failed; it runs again later"),
+            }
+        }
     }
 
     pub async fn search(&self, request: &SearchRequest) -> Result<Vec<Hit>, LibraryError> {

@@ -64,6 +64,14 @@ pub struct LibraryMetrics {
     pub job_seconds: Family<KindLabel, Histogram>,
     pub chunks_total: Counter,
     pub search_seconds: Family<ModeLabel, Histogram>,
+    pub blob_sweeps_total: Counter,
+    pub blobs_swept_total: Family<SweptLabel, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SweptLabel {
+    /// `original` (a blob no document refers to) or `leftover` (a staging file or a probe object).
+    pub kind: &'static str,
 }
 
 impl Default for LibraryMetrics {
@@ -75,6 +83,8 @@ impl Default for LibraryMetrics {
             search_seconds: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.0005, 2.0, 16))
             }),
+            blob_sweeps_total: Counter::default(),
+            blobs_swept_total: Family::default(),
         }
     }
 }
@@ -113,6 +123,31 @@ impl LibraryMetrics {
             "Time to answer a search (query embedding included), by mode",
             self.search_seconds.clone(),
         );
+        for kind in ["original", "leftover"] {
+            drop(self.blobs_swept_total.get_or_create(&SweptLabel { kind }));
+        }
+        let blobs = registry.sub_registry_with_prefix("hearth_blob");
+        blobs.register(
+            "sweeps",
+            "Sweeps of the blob store for originals nothing refers to",
+            self.blob_sweeps_total.clone(),
+        );
+        blobs.register(
+            "swept",
+            "Blobs removed by sweeps: originals nothing refers to, and staging files or probes left behind",
+            self.blobs_swept_total.clone(),
+        );
+    }
+
+    /// Counts one sweep and what it removed.
+    pub fn swept(&self, originals: u64, leftovers: u64) {
+        self.blob_sweeps_total.inc();
+        self.blobs_swept_total
+            .get_or_create(&SweptLabel { kind: "original" })
+            .inc_by(originals);
+        self.blobs_swept_total
+            .get_or_create(&SweptLabel { kind: "leftover" })
+            .inc_by(leftovers);
     }
 
     /// Counts `count` job attempts of `kind` that ended with `outcome`.

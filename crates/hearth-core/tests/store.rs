@@ -178,3 +178,63 @@ async fn the_database_password_comes_from_a_file_or_the_credential() {
         .await
         .expect("the credential's password");
 }
+
+/// The original is written before the transaction that records it: an upload whose blob write is slow holds no
+/// database connection meanwhile (with one connection in the pool, another query still gets it).
+#[tokio::test]
+async fn an_upload_holds_no_database_connection_while_its_original_is_written() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use hearth_core::blob::BlobStore;
+    use hearth_core::extract::{ContentType, Sandbox};
+    use hearth_core::library::{IngestConfig, Library, Upload};
+    use object_store::throttle::{ThrottleConfig, ThrottledStore};
+
+    let postgres = TestPostgres::start().expect("postgres");
+    let url = postgres.create_database().expect("database");
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect(&url)
+        .await
+        .expect("connect");
+    store::migrate(&pool).await.expect("migrate");
+    let slow = ThrottledStore::new(
+        object_store::memory::InMemory::new(),
+        ThrottleConfig {
+            wait_put_per_call: Duration::from_secs(5),
+            ..ThrottleConfig::default()
+        },
+    );
+    let library = Library::new(
+        pool.clone(),
+        BlobStore::with_store(Arc::new(slow), "a slow in-memory store"),
+        IngestConfig::default(),
+        Sandbox::new("/nonexistent".into(), Vec::new(), Default::default()),
+    );
+    library.set_schema_ready();
+    let uploading = tokio::spawn({
+        let library = Arc::clone(&library);
+        async move {
+            library
+                .upload(Upload {
+                    bytes: bytes::Bytes::from_static(b"A slow disk still keeps every word of this document."),
+                    content_type: ContentType::Plain,
+                    title: None,
+                    external_id: None,
+                    metadata: serde_json::json!({}),
+                })
+                .await
+        }
+    });
+    // Well inside the five-second write.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let answer: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&pool)
+        .await
+        .expect("the pool's only connection is free while the original is written");
+    assert_eq!(answer, 1);
+    let (_, outcome) = uploading.await.expect("task").expect("upload");
+    assert_eq!(outcome, hearth_core::store::documents::Outcome::Created);
+}

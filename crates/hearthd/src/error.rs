@@ -152,6 +152,11 @@ fn library_parts(error: &LibraryError, message: String) -> (StatusCode, &'static
             "blob_store_unavailable",
             "the blob store is not reachable right now; try again shortly".into(),
         ),
+        L::Internal(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error".into(),
+        ),
     }
 }
 

@@ -200,9 +200,16 @@ async fn run(config: Config, notifier: &Arc<Notifier>) -> Result<()> {
     };
 
     let (stop_workers, workers_stop) = tokio::sync::watch::channel(false);
-    let workers: Vec<_> = (0..config.ingest.workers)
+    let mut workers: Vec<_> = (0..config.ingest.workers)
         .map(|_| tokio::spawn(Arc::clone(&library).run_worker(workers_stop.clone())))
         .collect();
+    if config.blobs.sweep_interval_seconds > 0 {
+        workers.push(tokio::spawn(Arc::clone(&library).run_sweeper(
+            Duration::from_secs(config.blobs.sweep_interval_seconds),
+            Duration::from_secs(config.blobs.sweep_grace_seconds),
+            workers_stop.clone(),
+        )));
+    }
 
     let model_state = state.model.clone();
     model_state.set(ModelState::Loading {

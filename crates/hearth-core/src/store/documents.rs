@@ -57,11 +57,18 @@ pub enum Outcome {
     Retried,
 }
 
-/// Records an upload whose blob is already durable, and queues its ingest job, inside the caller's transaction.
-pub async fn accept(
-    tx: &mut Transaction<'_, Postgres>,
-    new: &NewDocument,
-) -> Result<(Document, Outcome), StoreError> {
+/// What [`accept`] did, and the bytes a new version replaced (their blob may now be unreferenced).
+#[derive(Debug)]
+pub struct Accepted {
+    pub document: Document,
+    pub outcome: Outcome,
+    pub replaced_sha256: Option<String>,
+}
+
+/// Records an upload whose blob is already durable, and queues its ingest job, inside the caller's transaction
+/// (which holds the external id's lock, then the content's).
+pub async fn accept(tx: &mut Transaction<'_, Postgres>, new: &NewDocument) -> Result<Accepted, StoreError> {
+    let mut replaced_sha256 = None;
     let result = match &new.external_id {
         Some(external_id) => {
             let existing: Option<Document> = sqlx::query_as(concat!(
@@ -77,6 +84,7 @@ pub async fn accept(
                     unchanged_or_retried(tx, document).await?
                 }
                 Some(document) => {
+                    replaced_sha256 = Some(document.content_sha256.clone());
                     let updated: Document = sqlx::query_as(concat!("UPDATE documents SET content_sha256 = $2, content_type = $3, byte_size = $4, \
                          title = coalesce($5, title), metadata = $6, version = version + 1, status = 'pending', \
                          error = NULL, updated_at = now() WHERE id = $1 RETURNING ", document_columns!()))
@@ -109,7 +117,12 @@ pub async fn accept(
             }
         }
     };
-    Ok(result)
+    let (document, outcome) = result;
+    Ok(Accepted {
+        document,
+        outcome,
+        replaced_sha256,
+    })
 }
 
 /// Known bytes again: nothing to do, unless the document failed, in which case it gets a fresh set of attempts.
@@ -203,28 +216,76 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<Document>, S
     .await?)
 }
 
-/// Deletes the document (its chunks, vectors and jobs go with it by cascade) inside the caller's transaction.
-/// Returns the deleted row and whether its bytes are now unreferenced, so the caller may delete the blob.
-pub async fn delete(
-    tx: &mut Transaction<'_, Postgres>,
-    id: Uuid,
-) -> Result<Option<(Document, bool)>, StoreError> {
-    let deleted: Option<Document> = sqlx::query_as(concat!(
+/// Deletes the document (its chunks, vectors and jobs go with it by cascade) inside the caller's transaction, and
+/// returns it. Its original is collected after the commit ([`collectable`]), never before.
+pub async fn delete(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> Result<Option<Document>, StoreError> {
+    Ok(sqlx::query_as(concat!(
         "DELETE FROM documents WHERE id = $1 RETURNING ",
         document_columns!()
     ))
     .bind(id)
     .fetch_optional(&mut **tx)
-    .await?;
-    let Some(document) = deleted else {
-        return Ok(None);
-    };
-    let shared: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM documents WHERE content_sha256 = $1)")
-            .bind(&document.content_sha256)
-            .fetch_one(&mut **tx)
-            .await?;
-    Ok(Some((document, !shared)))
+    .await?)
+}
+
+/// Whether nothing needs the original with these bytes: no document references them and no upload announced
+/// them. Ask under the content's lock, and delete the blob before that transaction ends.
+pub async fn collectable(tx: &mut Transaction<'_, Postgres>, sha256: &str) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT NOT EXISTS (SELECT 1 FROM documents WHERE content_sha256 = $1) \
+            AND NOT EXISTS (SELECT 1 FROM blob_uploads WHERE content_sha256 = $1)",
+    )
+    .bind(sha256)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Of these hashes (of blobs in the store), the ones no document references and no upload announced.
+pub async fn unreferenced(pool: &PgPool, hashes: &[String]) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT h FROM unnest($1::text[]) AS h \
+         WHERE NOT EXISTS (SELECT 1 FROM documents WHERE content_sha256 = h) \
+           AND NOT EXISTS (SELECT 1 FROM blob_uploads WHERE content_sha256 = h)",
+    )
+    .bind(hashes)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Announces an upload of these bytes before its blob is written (a short transaction of its own, under the
+/// content's lock, so it cannot fall between a collector's check and its delete). Returns the announcement.
+pub async fn announce_upload(pool: &PgPool, sha256: &str) -> Result<i64, StoreError> {
+    let mut tx = pool.begin().await?;
+    lock_content(&mut tx, sha256).await?;
+    let id = sqlx::query_scalar("INSERT INTO blob_uploads (content_sha256) VALUES ($1) RETURNING id")
+        .bind(sha256)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Withdraws an announcement: in the upload's own transaction when it commits, or alone when it failed.
+pub async fn withdraw_upload<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    announcement: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM blob_uploads WHERE id = $1")
+        .bind(announcement)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Drops announcements older than `grace`: their uploads died (a crash between the write and the commit).
+pub async fn expire_uploads(pool: &PgPool, grace: std::time::Duration) -> Result<u64, StoreError> {
+    Ok(
+        sqlx::query("DELETE FROM blob_uploads WHERE started_at < now() - make_interval(secs => $1)")
+            .bind(grace.as_secs_f64())
+            .execute(pool)
+            .await?
+            .rows_affected(),
+    )
 }
 
 /// Marks the document failed with a reason the user can read.
@@ -245,6 +306,19 @@ pub async fn mark_processing(pool: &PgPool, id: Uuid) -> Result<(), StoreError> 
     .bind(id)
     .execute(pool)
     .await?;
+    Ok(())
+}
+
+/// Holds the per-external-id lock for the rest of the transaction: two first uploads under one new id take turns,
+/// so the second becomes a new version instead of a unique-key violation. Taken before the content's lock.
+pub async fn lock_external_id(
+    tx: &mut Transaction<'_, Postgres>,
+    external_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))")
+        .bind(external_id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
