@@ -74,6 +74,10 @@ pub struct ApiConfig {
     pub request_timeout_seconds: u64,
     /// Requests served at once; more get 503 `overloaded` at once rather than queueing without bound.
     pub max_concurrent_requests: usize,
+    /// Host names this hearth answers to besides loopback, its host name, `<hostname>.local`, `hearth.local` and
+    /// any IP address (a page on another name reaching it through DNS rebinding is refused).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for Config {
@@ -90,6 +94,7 @@ impl Default for Config {
                 max_body_bytes: 16 * 1024 * 1024,
                 request_timeout_seconds: 300,
                 max_concurrent_requests: 256,
+                allowed_hosts: Vec::new(),
             },
             auth: AuthConfig::default(),
             blobs: BlobConfig::default(),

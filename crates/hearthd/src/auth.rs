@@ -25,7 +25,10 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    match identify(&auth, peer, path, request.headers().get(header::AUTHORIZATION)) {
+    // A browser on this box running another site's page is not the box's own client.
+    let local = peer.ip().to_canonical().is_loopback()
+        && request.extensions().get::<crate::browser::CrossSite>().is_none();
+    match identify(&auth, local, path, request.headers().get(header::AUTHORIZATION)) {
         Ok(identity) => {
             request.extensions_mut().insert(identity.clone());
             let mut response = next.run(request).await;
@@ -37,13 +40,13 @@ pub async fn authenticate(
     }
 }
 
+/// `local`: the peer is a loopback address and not a browser running another site's page.
 fn identify(
     auth: &Auth,
-    peer: SocketAddr,
+    local: bool,
     path: &str,
     authorization: Option<&header::HeaderValue>,
 ) -> Result<Identity, ApiError> {
-    let local = peer.ip().to_canonical().is_loopback();
     let open = auth.config.open_routes.iter().any(|route| route == path);
     // Who the caller is without a (valid) token, if that is enough for this route.
     let fallback = if local && auth.config.trust_loopback {
@@ -109,7 +112,14 @@ mod tests {
 
     fn who(auth: &Auth, peer: &str, path: &str, header: Option<&str>) -> Result<Identity, String> {
         let header = header.map(|h| HeaderValue::from_str(h).expect("header"));
-        identify(auth, peer.parse().expect("addr"), path, header.as_ref()).map_err(|e| e.to_string())
+        let peer: SocketAddr = peer.parse().expect("addr");
+        identify(
+            auth,
+            peer.ip().to_canonical().is_loopback(),
+            path,
+            header.as_ref(),
+        )
+        .map_err(|e| e.to_string())
     }
 
     #[test]

@@ -293,11 +293,23 @@ pub async fn get_one(State(state): State<AppState>, Path(id): Path<Uuid>) -> Res
     Ok(Json(body))
 }
 
+/// The original, always as a download: an uploaded HTML page is never shown as one of hearth's own pages.
 pub async fn content(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Response, ApiError> {
     let (document, bytes) = state.library.content(id).await?;
     let mut response = bytes.into_response();
     if let Ok(value) = HeaderValue::from_str(&document.content_type) {
         response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    let extension = ContentType::parse(&document.content_type).map_or("bin", |kind| match kind {
+        ContentType::Plain => "txt",
+        ContentType::Markdown => "md",
+        ContentType::Html => "html",
+        ContentType::Pdf => "pdf",
+    });
+    // The id, not the title: a title is the uploader's text and has no business in a header.
+    let disposition = format!("attachment; filename=\"{id}.{extension}\"");
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
 }

@@ -38,6 +38,8 @@ pub enum ApiError {
     Overloaded { limit: usize },
     #[error("{0}")]
     Unauthorized(String),
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
     #[error("there is nothing at {path}: hearth's routes are listed in its README (HTTP API)")]
     NoRoute { path: String },
     #[error("{method} is not allowed on this route: the Allow header lists what is")]
@@ -68,6 +70,7 @@ impl ApiError {
             ApiError::Timeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, "timeout", message),
             ApiError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", message),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", message),
+            ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code, message),
             ApiError::NoRoute { .. } => (StatusCode::NOT_FOUND, "no_route", message),
             ApiError::MethodNotAllowed { .. } => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)

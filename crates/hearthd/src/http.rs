@@ -19,7 +19,7 @@ use sqlx::PgPool;
 use crate::auth::{self, Auth};
 use crate::error::ApiError;
 use crate::observe::{self, HttpMetrics};
-use crate::{capabilities, documents, openai};
+use crate::{browser, capabilities, documents, openai};
 
 #[derive(Clone)]
 pub enum ModelState {
@@ -149,6 +149,11 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
                 ))
                 .timeout(Duration::from_secs(state.config.api.request_timeout_seconds)),
         )
+        // Before authentication: the Host allowlist and cross-site refusals apply to every caller, loopback too.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(browser::AllowedHosts::new(&state.config.api.allowed_hosts)),
+            browser::guard,
+        ))
         // Outermost: malformed or oversized headers are refused before authentication looks at them.
         .layer(axum::middleware::from_fn(check_headers))
         // Around everything, so requests refused by a limit or the header check are logged and counted too.

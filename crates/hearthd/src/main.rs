@@ -1,6 +1,7 @@
 //! hearthd: serves hearth's HTTP API.
 
 mod auth;
+mod browser;
 mod capabilities;
 mod documents;
 mod error;

@@ -433,3 +433,111 @@ async fn hostile_requests_get_a_4xx_that_says_what_to_change() {
     assert_eq!(hearthd.pid(), pid);
     assert!(!hearthd.log_text().contains("panicked"), "{}", hearthd.log_text());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_page_from_another_site_cannot_reach_read_or_change_anything() {
+    let postgres = TestPostgres::start().expect("postgres");
+    let database = postgres.create_database().expect("database");
+    let hearthd = TestHearthd::start(
+        Path::new(HEARTHD),
+        &database,
+        &[("HEARTH_API__ALLOWED_HOSTS", "[\"notes.example.org\"]")],
+    )
+    .expect("hearthd");
+    common::ready(&hearthd).await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", hearthd.url);
+    let port = hearthd.url.rsplit(':').next().expect("port").to_owned();
+
+    // DNS rebinding: a name hearth does not answer to, even from loopback.
+    let rebound = http
+        .get(url("/v1/documents"))
+        .header("host", format!("evil.example:{port}"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(rebound.status(), StatusCode::FORBIDDEN);
+    let body: Value = rebound.json().await.expect("json");
+    assert_eq!(body["code"], "host_not_allowed", "{body}");
+    for host in [
+        format!("localhost:{port}"),
+        format!("notes.example.org:{port}"),
+        format!("hearth.local:{port}"),
+    ] {
+        let response = http
+            .get(url("/v1/documents"))
+            .header("host", &host)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), StatusCode::OK, "{host}");
+    }
+
+    // A "simple" cross-site POST (no preflight) from any page: refused, from loopback too.
+    for (header, value) in [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let response = http
+            .post(url("/v1/documents"))
+            .header("content-type", "text/plain")
+            .header(header, value)
+            .body("A page on another site tries to plant this.")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{header}: {value}");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["code"], "cross_site", "{body}");
+    }
+    // Reading is not trusted to a cross-site page on the box either: no token, no answer.
+    let read = http
+        .get(url("/v1/documents"))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(read.status(), StatusCode::UNAUTHORIZED);
+    // The same origin is fine.
+    let same = http
+        .post(url("/v1/documents"))
+        .header("content-type", "text/html")
+        .header("origin", hearthd.url.clone())
+        .body("<html><body><script>alert(document.cookie)</script><p>Tide tables</p></body></html>")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(same.status(), StatusCode::ACCEPTED);
+    let uploaded: Value = same.json().await.expect("json");
+
+    // An uploaded page is served as a download that cannot run, never as one of hearth's pages.
+    let content = http
+        .get(url(&format!(
+            "/v1/documents/{}/content",
+            uploaded["id"].as_str().expect("id")
+        )))
+        .send()
+        .await
+        .expect("content");
+    assert_eq!(content.status(), StatusCode::OK);
+    let headers = content.headers();
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("attachment; filename="),
+        "{headers:?}"
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .expect("ascii")
+            .contains("sandbox"),
+        "{headers:?}"
+    );
+    // Every answer carries them.
+    let health = http.get(url("/healthz")).send().await.expect("healthz");
+    assert_eq!(health.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(health.headers()["x-frame-options"], "DENY");
+}

@@ -476,7 +476,7 @@ async fn a_stalled_request_times_out_and_requests_over_the_limit_are_shed() {
     let mut stalled = tokio::net::TcpStream::connect(address).await.expect("connect");
     stalled
         .write_all(
-            b"POST /v1/search HTTP/1.1\r\nHost: hearth\r\nContent-Type: application/json\r\n\
+            b"POST /v1/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
               Content-Length: 100\r\n\r\n{\"query\":",
         )
         .await
