@@ -138,6 +138,9 @@ pub struct SearchRequest {
 
 /// Most hits one search returns.
 pub const MAX_K: usize = 100;
+/// The longest query accepted, in characters. A query is a question, not a document: past this, keyword parsing
+/// and tokenizing cost grows with the input while the embedding model would see only its first tokens anyway.
+pub const MAX_QUERY_CHARS: usize = 4096;
 /// Reciprocal rank fusion's constant: ranks below it count nearly alike, so neither retriever dominates.
 const RRF_K: f64 = 60.0;
 
@@ -425,6 +428,13 @@ impl Library {
             return Err(LibraryError::InvalidQuery(
                 "query is empty: say what to look for".into(),
             ));
+        }
+        let query_chars = request.query.chars().count();
+        if query_chars > MAX_QUERY_CHARS {
+            return Err(LibraryError::InvalidQuery(format!(
+                "query is {query_chars} characters, more than the {MAX_QUERY_CHARS} accepted: search for a \
+                 shorter phrase"
+            )));
         }
         if request.k == 0 || request.k > MAX_K {
             return Err(LibraryError::InvalidQuery(format!(

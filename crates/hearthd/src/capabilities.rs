@@ -5,7 +5,7 @@ use std::path::Path;
 
 use axum::Json;
 use axum::extract::State;
-use hearth_core::library::MAX_K;
+use hearth_core::library::{MAX_K, MAX_QUERY_CHARS};
 use serde_json::{Value, json};
 
 use crate::http::{AppState, ModelState};
@@ -68,7 +68,7 @@ pub async fn capabilities(State(state): State<AppState>) -> Json<Value> {
             "max_document_bytes": config.ingest.max_document_bytes,
             "chunking": config.ingest.chunking,
         },
-        "search": { "modes": ["hybrid", "vector", "keyword"], "max_k": MAX_K },
+        "search": { "modes": ["hybrid", "vector", "keyword"], "max_k": MAX_K, "max_query_chars": MAX_QUERY_CHARS },
         "limits": {
             "max_body_bytes": config.api.max_body_bytes,
             "max_inputs_per_request": config.api.max_inputs_per_request,

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::http::AppState;
-use crate::input::{Path, Query};
+use crate::input::{Path, Query, parse_json};
 
 /// Optional fields of a raw-body upload, as query parameters.
 #[derive(Debug, Deserialize)]
@@ -69,7 +69,7 @@ pub async fn upload(
         }
         "application/json" => {
             let body = read_body(request, limit).await?;
-            let json: JsonUpload = serde_json::from_slice(&body).map_err(|e| {
+            let json: JsonUpload = parse_json(body).await.map_err(|e| {
                 ApiError::BadRequest(format!(
                     "the JSON body must be {{\"text\", \"title\"?, \"external_id\"?, \"metadata\"?, \"format\"?}}: {e}"
                 ))
@@ -343,7 +343,7 @@ fn default_k() -> usize {
 }
 
 pub async fn search(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
-    let body: SearchBody = serde_json::from_slice(&body).map_err(|e| {
+    let body: SearchBody = parse_json(body).await.map_err(|e| {
         ApiError::BadRequest(format!(
             "the body must be {{\"query\", \"k\"?, \"mode\"?: hybrid|vector|keyword, \"filter\"?: \
              {{\"metadata\"?, \"document_ids\"?}}}}: {e}"

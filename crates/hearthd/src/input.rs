@@ -1,6 +1,8 @@
 //! axum's path and query extractors with hearth's error body: a malformed id or parameter is a 400 with
-//! `{code, message}` saying what to change, like every other error, not axum's plain-text rejection.
+//! `{code, message}` saying what to change, like every other error, not axum's plain-text rejection. And JSON
+//! bodies parsed where a large one cannot stall the async workers.
 
+use axum::body::Bytes;
 use axum::extract::{FromRequestParts, rejection};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -51,4 +53,21 @@ where
                 ))
             })
     }
+}
+
+/// Bodies up to this size are parsed in place; larger ones (up to the body limits, megabytes) on a blocking thread.
+const INLINE_JSON_BYTES: usize = 64 * 1024;
+
+/// Parses a JSON body. Parsing is CPU work proportional to the body, so a large one runs on a blocking thread,
+/// leaving the async workers to the requests that share them.
+pub async fn parse_json<T>(body: Bytes) -> Result<T, String>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    if body.len() <= INLINE_JSON_BYTES {
+        return serde_json::from_slice(&body).map_err(|e| e.to_string());
+    }
+    tokio::task::spawn_blocking(move || serde_json::from_slice(&body).map_err(|e| e.to_string()))
+        .await
+        .unwrap_or_else(|e| Err(format!("the parsing task failed: {e}")))
 }

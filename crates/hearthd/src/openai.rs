@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::http::AppState;
+use crate::input::parse_json;
 
 /// The routes that answer in OpenAI's envelope.
 pub const ROUTES: &[&str] = &["/v1/embeddings", "/v1/models"];
@@ -104,7 +105,7 @@ pub async fn embeddings(
             ApiError::BadRequest(rejection.body_text())
         }
     })?;
-    let request: EmbeddingsRequest = serde_json::from_slice(&body).map_err(|e| {
+    let request: EmbeddingsRequest = parse_json(body).await.map_err(|e| {
         ApiError::BadRequest(format!("the request body is not a valid embeddings request: {e}"))
     })?;
     let embedder = state.model.ready()?;

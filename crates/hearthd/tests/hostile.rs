@@ -346,6 +346,28 @@ async fn hostile_requests_get_a_4xx_that_says_what_to_change() {
             "invalid_text",
         ),
         (
+            "a search query of a megabyte",
+            http.post(url("/v1/search"))
+                .json(&serde_json::json!({"query": "lamp ".repeat(200_000)})),
+            400,
+            "invalid_query",
+        ),
+        (
+            "one character past the query limit, counted in characters",
+            http.post(url("/v1/search"))
+                .json(&serde_json::json!({"query": "ü".repeat(4097)})),
+            400,
+            "invalid_query",
+        ),
+        (
+            "a lone UTF-16 surrogate escaped in JSON",
+            http.post(url("/v1/documents"))
+                .header("content-type", "application/json")
+                .body(r#"{"text": "half a pair: \ud800"}"#),
+            400,
+            "invalid_request",
+        ),
+        (
             "bytes that are not UTF-8",
             http.post(url("/v1/documents"))
                 .header("content-type", "text/plain")
@@ -413,6 +435,49 @@ async fn hostile_requests_get_a_4xx_that_says_what_to_change() {
         "invented methods became series:\n{metrics}"
     );
     assert!(metrics.contains("method=\"other\""), "{metrics}");
+
+    // A query at the limit, in two-byte characters, is a search like any other.
+    let response = http
+        .post(url("/v1/search"))
+        .json(&serde_json::json!({"query": "ü".repeat(4096), "mode": "hybrid"}))
+        .send()
+        .await
+        .expect("search at the limit");
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // Unicode built to confuse: each document settles, with the text it was given, and hearthd stays up.
+    let traps: [(&str, String); 4] = [
+        (
+            "only zero-width characters",
+            "\u{200b}\u{feff}\u{200d}".repeat(50),
+        ),
+        (
+            "a base letter under ten thousand combining accents",
+            format!("a{} and then the lamp", "\u{301}".repeat(10_000)),
+        ),
+        (
+            "bidirectional overrides around the text",
+            "\u{202e}lamp oil\u{202c} \u{2066}keeper\u{2069} ".repeat(100),
+        ),
+        (
+            "astral-plane characters only",
+            "\u{1f56f}\u{1d54f}\u{10ffff} ".repeat(2_000),
+        ),
+    ];
+    for (name, text) in traps {
+        let id = upload(&http, &hearthd, text.clone().into_bytes(), "text/plain").await;
+        let document = settled(&http, &hearthd, &id).await;
+        assert_eq!(document["status"], "ready", "{name}: {document}");
+        let original = http
+            .get(url(&format!("/v1/documents/{id}/content")))
+            .send()
+            .await
+            .expect("content")
+            .bytes()
+            .await
+            .expect("bytes");
+        assert_eq!(original.as_ref(), text.as_bytes(), "{name}: original changed");
+    }
 
     // A document with NUL bytes in its text is kept, without them, and says so.
     let id = upload(

@@ -525,9 +525,14 @@ impl Embedder {
         })
     }
 
-    /// Submits and waits.
+    /// Submits and waits. Tokenizing is CPU work proportional to the input, so it runs on a blocking thread,
+    /// never on an async worker that other requests share.
     pub async fn embed(&self, request: EmbedRequest) -> Result<Embedded, EmbedError> {
-        self.submit(request)?.wait().await
+        let embedder = self.clone();
+        let pending = tokio::task::spawn_blocking(move || embedder.submit(request))
+            .await
+            .map_err(|error| EmbedError::Tokenizer(format!("the tokenizing task failed: {error}")))??;
+        pending.wait().await
     }
 }
 
@@ -561,7 +566,7 @@ fn run_scheduler(shared: &Shared, mut session: TextEmbedding, quantized: bool, l
         // ranges are computed per batch); the batch is already the size the budget allows.
         let batch_size = if quantized { None } else { Some(texts.len()) };
         let started = Instant::now();
-        let result = session.embed(&texts, batch_size);
+        let result = contain_panic(|| session.embed(&texts, batch_size).map_err(|e| e.to_string()));
         metrics.inference_seconds.observe(started.elapsed().as_secs_f64());
 
         match result {
@@ -585,13 +590,25 @@ fn run_scheduler(shared: &Shared, mut session: TextEmbedding, quantized: bool, l
                 );
                 batch.iter().for_each(|item| item.request.fail(&message));
             }
-            Err(error) => {
-                let message = error.to_string();
+            Err(message) => {
                 tracing::error!(%message, inputs = batch.len(), "embedding batch failed");
                 batch.iter().for_each(|item| item.request.fail(&message));
             }
         }
     }
+}
+
+/// Runs one batch so that a panic inside it (onnxruntime bindings, tokenizer post-processing) fails that batch
+/// instead of killing the scheduler thread: a dead thread would leave every queued request waiting forever.
+fn contain_panic<T>(run: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|payload| {
+        let detail = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        Err(format!("the embedding batch panicked: {detail}"))
+    })
 }
 
 /// Blocks until there is work for this lane (or shutdown), then takes one batch from its most urgent class.
@@ -705,6 +722,21 @@ mod tests {
         let mut lengths: Vec<usize> = batch.iter().map(|item| item.tokens).collect();
         lengths.sort_unstable();
         lengths
+    }
+
+    #[test]
+    fn a_panicking_batch_is_an_error_not_a_dead_thread() {
+        let result: Result<(), String> = contain_panic(|| panic!("index out of bounds"));
+        assert_eq!(
+            result,
+            Err("the embedding batch panicked: index out of bounds".to_owned())
+        );
+        let formatted: Result<(), String> = contain_panic(|| panic!("{} tokens", 3));
+        assert_eq!(
+            formatted,
+            Err("the embedding batch panicked: 3 tokens".to_owned())
+        );
+        assert_eq!(contain_panic(|| Ok::<_, String>(7)), Ok(7));
     }
 
     #[test]
