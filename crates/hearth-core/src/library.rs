@@ -568,7 +568,7 @@ impl Library {
                 () = self.run_job(&job, &models, lease) => {}
                 _ = shutdown.changed() => {
                     self.metrics.job(&job.kind, JobOutcome::Interrupted, 1);
-                    if let Err(error) = jobs::retry_later(&self.pool, &job, Duration::ZERO, "interrupted by shutdown").await {
+                    if let Err(error) = jobs::release(&self.pool, &job).await {
                         tracing::warn!(%error, job = job.id, "could not release the job; its lease will run out");
                     }
                     return;

@@ -114,11 +114,16 @@ fn main() -> ExitCode {
                 print!("{}", config.to_redacted_toml()?);
                 Ok(())
             }
-            Command::Serve => tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?
-                .block_on(serve(config)),
+            Command::Serve => {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .context("cannot start the async runtime")?;
+                let served = runtime.block_on(serve(config));
+                // Dropping a runtime waits for every blocking task without limit; the stop is bounded instead.
+                runtime.shutdown_timeout(Duration::from_secs(1));
+                served
+            }
             Command::Doctor { .. } | Command::Extract { .. } => unreachable!("handled above"),
         });
     match result {
@@ -310,21 +315,34 @@ async fn run(config: Config, notifier: &Arc<Notifier>) -> Result<()> {
     }
     let app = http::router(state, auth).into_make_service_with_connect_info::<SocketAddr>();
     let stopping = Arc::clone(notifier);
+    // At the signal the workers stop at once, releasing their jobs, while requests in flight are finished.
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         stopping.notify("STOPPING=1\nSTATUS=stopping: finishing requests, returning jobs to the queue");
+        let _ = stop_workers.send(true);
     });
+    let mut signalled = workers_stop.clone();
+    let drain_cut = async move {
+        let _ = signalled.wait_for(|stop| *stop).await;
+        tokio::time::sleep(HTTP_DRAIN).await;
+    };
     let outcome = tokio::select! {
         served = server => served.context("HTTP server failed"),
         failed = startup => failed,
+        () = drain_cut => {
+            // A slow upload or a client that never finishes its body must not hold the stop up; an upload cut
+            // here was never acknowledged, and what it wrote is swept.
+            tracing::warn!(seconds = HTTP_DRAIN.as_secs(), "requests still open after the drain; cutting them");
+            Ok(())
+        }
     };
     reporter.abort();
     // Jobs in progress are released to the queue, not lost; bounded so a stuck worker cannot hold up the stop.
-    let _ = stop_workers.send(true);
-    let stopped = tokio::time::timeout(Duration::from_secs(10), futures_join(workers)).await;
+    let stopped = tokio::time::timeout(WORKER_STOP, futures_join(workers)).await;
     if stopped.is_err() {
         tracing::warn!(
-            "workers did not stop within 10s; their jobs return to the queue when their leases end"
+            seconds = WORKER_STOP.as_secs(),
+            "workers did not stop in time; their jobs return to the queue when their leases end"
         );
     }
     outcome?;
@@ -395,6 +413,12 @@ fn doctor(config_path: Option<&Path>, json: bool) -> ExitCode {
         ExitCode::FAILURE
     }
 }
+
+/// How long requests in flight at a stop may take to finish. With [`WORKER_STOP`] and the runtime's last second a
+/// stop takes under 10 s, well inside the NixOS unit's `TimeoutStopSec` of 30 s.
+const HTTP_DRAIN: Duration = Duration::from_secs(6);
+/// How long the workers may take to release their jobs once the HTTP side is done (they started at the signal).
+const WORKER_STOP: Duration = Duration::from_secs(2);
 
 async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
     for handle in handles {

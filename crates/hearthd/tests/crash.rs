@@ -1,5 +1,6 @@
-//! Crash safety: hearthd killed with SIGKILL in the middle of a job, and PostgreSQL crashing under it. The document
-//! must complete after the restart with exactly one set of chunks and vectors.
+//! Crash safety: hearthd killed with SIGKILL in the middle of a job or of a burst of uploads, stopped with SIGTERM
+//! while a client holds an upload open, and PostgreSQL crashing under it. Every document must complete after the
+//! restart with exactly one set of chunks and vectors, and every acknowledged upload must keep its original.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -184,13 +185,38 @@ async fn postgres_crashing_mid_ingest_delays_the_document_but_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_mid_job_returns_it_to_the_queue_and_the_next_start_completes_it() {
+    use tokio::io::AsyncWriteExt as _;
     let (postgres, url, mut first, id) = a_job_in_progress().await;
-    assert!(first.terminate(), "hearthd did not stop within 10 s of SIGTERM");
+    // An upload whose body never finishes: it must not hold the stop up (the request timeout is 5 minutes).
+    let address = first.url.trim_start_matches("http://").to_owned();
+    let mut slow_upload = tokio::net::TcpStream::connect(address).await.expect("connect");
+    slow_upload
+        .write_all(
+            b"POST /v1/documents HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
+              Content-Length: 100000\r\n\r\nthe first bytes of many",
+        )
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = Instant::now();
+    assert!(
+        first.terminate(),
+        "hearthd did not stop within 10 s of SIGTERM:\n{}",
+        first.log_text()
+    );
+    let took = started.elapsed();
     assert!(
         first.log_text().contains("hearthd stopped"),
         "{}",
         first.log_text()
     );
+    assert!(
+        first.log_text().contains("cutting them"),
+        "the slow upload was not what the stop waited for ({took:?}):\n{}",
+        first.log_text()
+    );
+    drop(slow_upload);
 
     // Released at once, not left to a lease running out: unclaimed, due now, the reason recorded.
     let database = database_name(&url);
@@ -199,12 +225,144 @@ async fn sigterm_mid_job_returns_it_to_the_queue_and_the_next_start_completes_it
             &database,
             &format!(
                 "SELECT d.status || ',' || (j.claim_token IS NULL) || ',' || (j.run_after <= now()) || ',' || \
-                 j.last_error FROM documents d JOIN jobs j ON j.document_id = d.id WHERE d.id = '{id}'"
+                 j.attempts || ',' || j.last_error FROM documents d JOIN jobs j ON j.document_id = d.id \
+                 WHERE d.id = '{id}'"
             ),
         )
         .expect("psql");
-    assert_eq!(job.trim(), "processing,true,true,interrupted by shutdown");
+    // The interrupted attempt is handed back: a reboot is not a failure of the document.
+    assert_eq!(job.trim(), "processing,true,true,0,interrupted by shutdown");
 
     let (_second, chunk_count) = restart_and_finish(&first, &url, &id).await;
     assert_whole(&postgres, &database, &id, chunk_count);
+}
+
+/// Uploads distinct documents, `in_flight` at a time, until hearthd stops answering; returns what it acknowledged
+/// (id and text).
+async fn upload_until_refused(url: String, in_flight: usize) -> Vec<(String, String)> {
+    let http = reqwest::Client::new();
+    let uploaders = (0..in_flight).map(|uploader| {
+        let http = http.clone();
+        let url = format!("{url}/v1/documents");
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for n in 0.. {
+                let text = format!(
+                    "Uploader {uploader} sends note {n}: the lamp at window {} burns {} hours.",
+                    n * 31 + uploader,
+                    (n * 7 + uploader) % 24
+                );
+                let sent = http
+                    .post(&url)
+                    .header("content-type", "text/plain")
+                    .body(text.clone())
+                    .send()
+                    .await;
+                let Ok(response) = sent else { break };
+                if response.status() != reqwest::StatusCode::ACCEPTED {
+                    break;
+                }
+                let Ok(body) = response.json::<Value>().await else {
+                    break;
+                };
+                acknowledged.push((body["id"].as_str().expect("id").to_owned(), text));
+            }
+            acknowledged
+        })
+    });
+    let mut acknowledged = Vec::new();
+    for uploader in uploaders.collect::<Vec<_>>() {
+        acknowledged.extend(uploader.await.expect("uploader"));
+    }
+    acknowledged
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_during_a_burst_of_uploads_loses_no_acknowledged_document_and_leaves_no_orphan() {
+    let postgres = TestPostgres::start().expect("postgres");
+    let url = postgres.create_database().expect("database");
+    let database = database_name(&url);
+    let mut first = TestHearthd::start(Path::new(HEARTHD), &url, &SETTINGS).expect("hearthd");
+    ready(&first).await;
+    let burst = tokio::spawn(upload_until_refused(first.url.clone(), 8));
+    // Strike once a good number are acknowledged, with uploads, writes and jobs in flight.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let count = postgres
+            .psql(&database, "SELECT count(*) FROM documents")
+            .expect("psql");
+        if count.trim().parse::<u32>().unwrap_or(0) >= 40 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "uploads too slow:\n{}",
+            first.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill();
+    let acknowledged = burst.await.expect("burst");
+    assert!(acknowledged.len() >= 40, "{} acknowledged", acknowledged.len());
+
+    // The next start, with the sweep on and no grace: nothing an interrupted upload left may survive it.
+    let blob_dir = first.blob_dir.display().to_string();
+    let mut settings = SETTINGS.to_vec();
+    settings.extend([
+        ("HEARTH_BLOBS__PATH", blob_dir.as_str()),
+        ("HEARTH_BLOBS__SWEEP_INTERVAL_SECONDS", "1"),
+        ("HEARTH_BLOBS__SWEEP_GRACE_SECONDS", "0"),
+    ]);
+    let second = TestHearthd::start(Path::new(HEARTHD), &url, &settings).expect("hearthd again");
+    ready(&second).await;
+    let http = reqwest::Client::new();
+    for (id, text) in &acknowledged {
+        let document = wait_for(&second, id, "ready", Duration::from_secs(180)).await;
+        assert!(document["chunk_count"].as_i64() > Some(0), "{document}");
+        let original = http
+            .get(format!("{}/v1/documents/{id}/content", second.url))
+            .send()
+            .await
+            .expect("content");
+        assert_eq!(original.status(), reqwest::StatusCode::OK, "{id}");
+        assert_eq!(
+            original.text().await.expect("text"),
+            *text,
+            "{id}: the original changed"
+        );
+    }
+    // Documents the kill caught between their commit and the reply exist too: every row has its original, and
+    // after a sweep no original is left that no row refers to.
+    let referenced = || -> Vec<String> {
+        let rows = postgres
+            .psql(
+                &database,
+                "SELECT DISTINCT content_sha256 FROM documents ORDER BY 1",
+            )
+            .expect("psql");
+        rows.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while common::originals_in(&first.blob_dir) != referenced() {
+        assert!(
+            Instant::now() < deadline,
+            "originals {:?}\nrows {:?}\n{}",
+            common::originals_in(&first.blob_dir),
+            referenced(),
+            second.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let pending = postgres
+        .psql(&database, "SELECT count(*) FROM blob_uploads")
+        .expect("psql");
+    assert_eq!(
+        pending.trim(),
+        "0",
+        "announcements of dead uploads were not swept"
+    );
 }

@@ -66,21 +66,7 @@ impl Store {
 
     /// Every original in the store, by hash.
     fn blobs(&self) -> Vec<String> {
-        let mut found = Vec::new();
-        for prefix in std::fs::read_dir(self.hearthd.blob_dir.join("sha256"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            for entry in std::fs::read_dir(prefix.path()).into_iter().flatten().flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.len() == 64 {
-                    found.push(name);
-                }
-            }
-        }
-        found.sort();
-        found
+        common::originals_in(&self.hearthd.blob_dir)
     }
 }
 

@@ -78,6 +78,21 @@ pub async fn retry_later(pool: &PgPool, job: &Job, delay: Duration, error: &str)
     Ok(())
 }
 
+/// Hands a job back because this worker is stopping, not because the job failed: due at once, and the attempt
+/// it was claimed with is returned, so restarts (an upgrade, a reboot) never use up `ingest.max_attempts`.
+pub async fn release(pool: &PgPool, job: &Job) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE jobs SET run_after = now(), claimed_until = NULL, claim_token = NULL, \
+                attempts = greatest(attempts - 1, 0), last_error = 'interrupted by shutdown' \
+         WHERE id = $1 AND claim_token = $2",
+    )
+    .bind(job.id)
+    .bind(job.claim_token)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Where a document's job stands, for `GET /v1/documents/{id}`.
 #[derive(Debug, Clone, serde::Serialize, FromRow)]
 pub struct Progress {

@@ -18,6 +18,25 @@ pub async fn ready(hearthd: &TestHearthd) {
     }
 }
 
+/// Every original in a local blob store (`<dir>/sha256/<first two hex digits>/<sha256>`), by hash, sorted.
+pub fn originals_in(blob_dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for prefix in std::fs::read_dir(blob_dir.join("sha256"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for entry in std::fs::read_dir(prefix.path()).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.len() == 64 {
+                found.push(name);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 /// The database name in one of the kit's PostgreSQL URLs, for `TestPostgres::psql`.
 pub fn database_name(url: &str) -> String {
     let path = url.split('?').next().unwrap_or(url);
