@@ -332,7 +332,35 @@ impl Library {
         };
         tx.commit().await.map_err(StoreError::from)?;
         self.collect(&deleted.content_sha256).await;
+        // Its embed job went with it: if that was the last one, the switch is complete now.
+        self.finish_switch_if_complete().await;
         Ok(true)
+    }
+
+    /// Completes a model switch once nothing is left to embed into the new space, whatever removed the last job:
+    /// its completion, a document given up, a delete.
+    async fn finish_switch_if_complete(&self) {
+        let Some(models) = self.models() else { return };
+        if !models.spaces.switching() {
+            return;
+        }
+        let target = &models.spaces.target;
+        match spaces::activate_if_complete(&self.pool, target).await {
+            Ok(true) => {
+                tracing::info!(space = target.id, model = %target.model_id,
+                    "every document is embedded in the new space: search switched to it");
+                self.models.send_modify(|current| {
+                    if let Some(current) = current
+                        && current.spaces.target.id == target.id
+                    {
+                        current.previous = None;
+                        current.spaces.active = current.spaces.target.clone();
+                    }
+                });
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "cannot check whether the model switch is complete"),
+        }
     }
 
     /// Removes the original with these bytes if nothing needs it any more (no document, no upload in progress),
@@ -587,6 +615,7 @@ impl Library {
                     .unwrap_or("the worker stopped while processing it")
             );
             self.give_up(job, &reason).await;
+            self.finish_switch_if_complete().await;
             return;
         }
         // Renew the lease while working; losing it means another worker owns the job now.
@@ -621,20 +650,14 @@ impl Library {
                         kind: job.kind.clone(),
                     })
                     .observe(started.elapsed().as_secs_f64());
-                if job.kind == "embed"
-                    && let Ok(true) = spaces::activate_if_complete(&self.pool, &models.spaces.target).await
-                {
-                    tracing::info!(space = models.spaces.target.id, model = %models.spaces.target.model_id,
-                        "every document is embedded in the new space: search switched to it");
-                    self.models.send_modify(|current| {
-                        if let Some(current) = current {
-                            current.previous = None;
-                            current.spaces.active = current.spaces.target.clone();
-                        }
-                    });
+                if job.kind == "embed" {
+                    self.finish_switch_if_complete().await;
                 }
             }
-            Err(JobError::Permanent(reason)) => self.give_up(job, &reason).await,
+            Err(JobError::Permanent(reason)) => {
+                self.give_up(job, &reason).await;
+                self.finish_switch_if_complete().await;
+            }
             Err(JobError::LostClaim) => {
                 self.metrics.job(&job.kind, JobOutcome::Lost, 1);
                 tracing::info!(
@@ -689,6 +712,14 @@ impl Library {
     async fn commit(&self, job: &Job, prepared: Prepared) -> Result<(), JobError> {
         match prepared {
             Prepared::Nothing => Ok(()),
+            Prepared::Obsolete => {
+                let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+                if !jobs::finish(&mut tx, job).await? {
+                    return Err(JobError::LostClaim);
+                }
+                tx.commit().await.map_err(StoreError::from)?;
+                Ok(())
+            }
             Prepared::Ingest {
                 content_sha256,
                 chunks,
@@ -814,9 +845,8 @@ impl Library {
 
     async fn prepare_embedding(&self, job: &Job, models: &Models) -> Result<Prepared, JobError> {
         if job.space_id != Some(models.spaces.target.id) {
-            return Err(JobError::Permanent(
-                "this space is no longer the configured one".into(),
-            ));
+            // Queued for a model that is no longer configured: the document itself is fine.
+            return Ok(Prepared::Obsolete);
         }
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let texts = store::chunks::texts(&mut tx, job.document_id).await?;
@@ -857,6 +887,8 @@ impl Library {
 enum Prepared {
     /// The document was deleted meanwhile: only the job row is left to remove (it went with the document).
     Nothing,
+    /// An embed job for a space no longer configured (a switch reverted or replaced): the job goes, nothing else.
+    Obsolete,
     Ingest {
         content_sha256: String,
         chunks: Vec<chunk::Chunk>,

@@ -46,11 +46,10 @@ fn spaces(postgres: &TestPostgres, database: &str) -> String {
         .to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn search_answers_throughout_a_model_switch_and_then_from_the_new_space() {
-    let postgres = TestPostgres::start().expect("postgres");
-    let url = postgres.create_database().expect("database");
-    let database = database_name(&url);
+/// Three documents ingested with the test model; returns the stopped hearthd (whose blob directory the next one
+/// shares).
+async fn three_documents_in_the_first_space(postgres: &TestPostgres, url: &str) -> TestHearthd {
+    let database = database_name(url);
     let texts = [
         (
             "bread",
@@ -66,7 +65,7 @@ async fn search_answers_throughout_a_model_switch_and_then_from_the_new_space() 
         ),
     ];
 
-    let mut first = TestHearthd::start(Path::new(HEARTHD), &url, &[]).expect("hearthd");
+    let mut first = TestHearthd::start(Path::new(HEARTHD), url, &[]).expect("hearthd");
     ready(&first).await;
     let client = reqwest::Client::new();
     for (title, text) in texts {
@@ -80,15 +79,24 @@ async fn search_answers_throughout_a_model_switch_and_then_from_the_new_space() 
         assert_eq!(response.status(), 202);
     }
     let deadline = Instant::now() + Duration::from_secs(60);
-    while spaces(&postgres, &database) != "sentence-transformers/all-MiniLM-L6-v2:active:3" {
+    while spaces(postgres, &database) != "sentence-transformers/all-MiniLM-L6-v2:active:3" {
         assert!(
             Instant::now() < deadline,
             "not ingested: {}",
-            spaces(&postgres, &database)
+            spaces(postgres, &database)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(first.terminate(), "hearthd did not stop on SIGTERM");
+    first
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn search_answers_throughout_a_model_switch_and_then_from_the_new_space() {
+    let postgres = TestPostgres::start().expect("postgres");
+    let url = postgres.create_database().expect("database");
+    let database = database_name(&url);
+    let first = three_documents_in_the_first_space(&postgres, &url).await;
     let blob_dir = first.blob_dir.display().to_string();
 
     let renamed = renamed_model();
@@ -172,4 +180,158 @@ async fn an_empty_library_switches_at_once() {
     );
     let hits = search(&second, "anything").await;
     assert_eq!(hits["hits"], json!([]));
+}
+
+/// A hearthd on `first`'s database and blobs, with `model_dir` (the test model when `None`) and `workers`.
+fn restart(first: &TestHearthd, url: &str, model_dir: Option<&Path>, workers: &str) -> TestHearthd {
+    let blob_dir = first.blob_dir.display().to_string();
+    let model_dir = model_dir.map(|dir| dir.display().to_string());
+    let mut settings = vec![
+        ("HEARTH_BLOBS__PATH", blob_dir.as_str()),
+        ("HEARTH_INGEST__WORKERS", workers),
+    ];
+    if let Some(dir) = &model_dir {
+        settings.push(("HEARTH_EMBEDDING__MODEL_DIR", dir));
+    }
+    TestHearthd::start(Path::new(HEARTHD), url, &settings).expect("hearthd")
+}
+
+fn until(what: &str, hearthd: &TestHearthd, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}\n{}", hearthd.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+const FIRST_ACTIVE: &str = "sentence-transformers/all-MiniLM-L6-v2:active:3";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_switch_reverted_midway_leaves_every_document_ready_and_can_be_taken_up_again() {
+    let postgres = TestPostgres::start().expect("postgres");
+    let url = postgres.create_database().expect("database");
+    let database = database_name(&url);
+    let first = three_documents_in_the_first_space(&postgres, &url).await;
+    let renamed = renamed_model();
+
+    // Switched to the renamed model, stopped before a single document is embedded into it ...
+    let mut midway = restart(&first, &url, Some(renamed.path()), "0");
+    ready(&midway).await;
+    assert_eq!(
+        spaces(&postgres, &database),
+        format!("{FIRST_ACTIVE} hearth-test/minilm-renamed:building:0")
+    );
+    assert!(midway.terminate());
+
+    // ... and configured back: the queued work for the abandoned model goes, no document is failed for it.
+    let mut reverted = restart(&first, &url, None, "1");
+    ready(&reverted).await;
+    assert_eq!(
+        spaces(&postgres, &database),
+        format!("{FIRST_ACTIVE} hearth-test/minilm-renamed:retired:0")
+    );
+    let jobs = postgres
+        .psql(&database, "SELECT count(*) FROM jobs")
+        .expect("psql");
+    assert_eq!(jobs.trim(), "0");
+    // Give the worker time to have taken up anything left behind.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let statuses = postgres
+        .psql(&database, "SELECT string_agg(status, ',') FROM documents")
+        .expect("psql");
+    assert_eq!(statuses.trim(), "ready,ready,ready", "{}", reverted.log_text());
+    assert_eq!(
+        search(&reverted, "a boat in the port").await["hits"][0]["title"],
+        "sea"
+    );
+    assert!(reverted.terminate());
+
+    // The renamed model configured again: its space is rebuilt from nothing and the switch completes.
+    let again = restart(&first, &url, Some(renamed.path()), "1");
+    ready(&again).await;
+    until("the switch taken up again never completed", &again, || {
+        spaces(&postgres, &database)
+            == "sentence-transformers/all-MiniLM-L6-v2:retired:0 hearth-test/minilm-renamed:active:3"
+    });
+    assert_eq!(
+        search(&again, "a boat in the port").await["hits"][0]["title"],
+        "sea"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_the_documents_still_waiting_for_the_new_model_completes_the_switch() {
+    let postgres = TestPostgres::start().expect("postgres");
+    let url = postgres.create_database().expect("database");
+    let database = database_name(&url);
+    let first = three_documents_in_the_first_space(&postgres, &url).await;
+    let renamed = renamed_model();
+    // No workers: only the deletes can finish what the switch waits for.
+    let midway = restart(&first, &url, Some(renamed.path()), "0");
+    ready(&midway).await;
+    let client = reqwest::Client::new();
+    let ids = postgres
+        .psql(&database, "SELECT id FROM documents")
+        .expect("psql");
+    for id in ids.lines().map(str::trim).filter(|id| !id.is_empty()) {
+        let response = client
+            .delete(format!("{}/v1/documents/{id}", midway.url))
+            .send()
+            .await
+            .expect("delete");
+        assert_eq!(response.status(), 200);
+    }
+    until("the emptied switch never completed", &midway, || {
+        spaces(&postgres, &database)
+            == "sentence-transformers/all-MiniLM-L6-v2:retired:0 hearth-test/minilm-renamed:active:0"
+    });
+    // This hearthd itself searches the new space now (the old model is no longer needed).
+    let capabilities: Value = client
+        .get(format!("{}/v1/capabilities", midway.url))
+        .send()
+        .await
+        .expect("capabilities")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        capabilities["embedding_space"]["active"]["model_id"], "hearth-test/minilm-renamed",
+        "{capabilities}"
+    );
+    assert_eq!(capabilities["embedding_space"]["target"], Value::Null);
+    assert_eq!(search(&midway, "anything").await["hits"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_document_given_up_on_as_the_last_one_still_completes_the_switch() {
+    let postgres = TestPostgres::start().expect("postgres");
+    let url = postgres.create_database().expect("database");
+    let database = database_name(&url);
+    let first = three_documents_in_the_first_space(&postgres, &url).await;
+    let renamed = renamed_model();
+    let mut midway = restart(&first, &url, Some(renamed.path()), "0");
+    ready(&midway).await;
+    assert!(midway.terminate());
+    // One embed job has used up its attempts, and it comes due last.
+    postgres
+        .psql(
+            &database,
+            "UPDATE jobs SET attempts = 99, last_error = 'the test wore it out', \
+                    run_after = now() + interval '3 seconds' \
+             WHERE document_id = (SELECT id FROM documents WHERE title = 'sea')",
+        )
+        .expect("psql");
+    let working = restart(&first, &url, Some(renamed.path()), "1");
+    ready(&working).await;
+    until("the switch never completed after the give-up", &working, || {
+        spaces(&postgres, &database)
+            == "sentence-transformers/all-MiniLM-L6-v2:retired:0 hearth-test/minilm-renamed:active:2"
+    });
+    let failed = postgres
+        .psql(
+            &database,
+            "SELECT title || ':' || status FROM documents WHERE status <> 'ready'",
+        )
+        .expect("psql");
+    assert_eq!(failed.trim(), "sea:failed");
 }

@@ -48,7 +48,8 @@ macro_rules! space_columns {
 }
 
 /// Makes sure the configured model has a space (and an index), activates it when there is no active space, and
-/// otherwise queues the re-embedding of every document into it.
+/// otherwise queues the re-embedding of every document into it. A switch to some other model that never completed
+/// is abandoned: its space retired, its jobs and partial vectors removed.
 pub async fn ensure(pool: &PgPool, key: &SpaceKey) -> Result<Spaces, StoreError> {
     let mut tx = pool.begin().await?;
     // Two hearthd starting at once must not both create spaces or queue the same work.
@@ -105,6 +106,21 @@ pub async fn ensure(pool: &PgPool, key: &SpaceKey) -> Result<Spaces, StoreError>
             target.clone()
         }
     };
+    // A switch to another model that never completed (the configuration went back, or on to a third model): its
+    // queued work and partial vectors go, so no worker embeds for a model no longer configured.
+    let abandoned: Vec<i64> = sqlx::query_scalar(
+        "UPDATE embedding_spaces SET state = 'retired' WHERE state = 'building' AND id <> $1 RETURNING id",
+    )
+    .bind(target.id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for id in abandoned {
+        sqlx::query("DELETE FROM jobs WHERE space_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        drop_vectors(&mut tx, id).await?;
+    }
     if active.id != target.id {
         if target.state == "retired" {
             sqlx::query("UPDATE embedding_spaces SET state = 'building' WHERE id = $1")
@@ -154,19 +170,26 @@ pub async fn activate_if_complete(pool: &PgPool, target: &Space) -> Result<bool,
         .bind(target.id)
         .execute(&mut *tx)
         .await?;
-    for id in &retired {
-        sqlx::query("DELETE FROM chunk_vectors WHERE space_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP INDEX IF EXISTS chunk_vectors_hnsw_space_{id}"
-        )))
-        .execute(&mut *tx)
-        .await?;
+    for id in retired {
+        drop_vectors(&mut tx, id).await?;
     }
     tx.commit().await?;
     Ok(true)
+}
+
+/// Removes a retired space's vectors and its index.
+async fn drop_vectors(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, id: i64) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM chunk_vectors WHERE space_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    // The id is an integer from our own table, so formatting it into DDL is safe.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP INDEX IF EXISTS chunk_vectors_hnsw_space_{id}"
+    )))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 pub async fn active(pool: &PgPool) -> Result<Option<Space>, StoreError> {
