@@ -266,14 +266,34 @@ pub(crate) fn redact_url_password(url: &str) -> String {
     };
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
+    let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) if userinfo.contains(':') => {
             let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            format!("{scheme}://{user}:REDACTED@{host}{tail}")
+            format!("{user}:REDACTED@{host}")
         }
-        _ => url.to_owned(),
-    }
+        _ => authority.to_owned(),
+    };
+    format!("{scheme}://{authority}{}", redact_query_passwords(tail))
 }
+
+/// libpq takes a password as a query parameter too (`?password=…`, and `sslpassword` for the client key).
+fn redact_query_passwords(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_owned();
+    };
+    let parameters: Vec<String> = query
+        .split('&')
+        .map(|parameter| match parameter.split_once('=') {
+            Some((key, _)) if SECRET_PARAMETERS.contains(&key.to_ascii_lowercase().as_str()) => {
+                format!("{key}=REDACTED")
+            }
+            _ => parameter.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", parameters.join("&"))
+}
+
+const SECRET_PARAMETERS: [&str; 2] = ["password", "sslpassword"];
 
 #[cfg(test)]
 mod tests {
@@ -363,6 +383,27 @@ mod tests {
         assert_eq!(
             redact_url_password("postgres:///hearth?host=/run/postgresql"),
             "postgres:///hearth?host=/run/postgresql"
+        );
+    }
+
+    #[test]
+    fn a_password_given_as_a_query_parameter_is_hidden_too() {
+        assert_eq!(
+            redact_url_password(
+                "postgres://hearth@db.lan/hearth?sslmode=require&password=s3cret&Password=again&sslpassword=k3y"
+            ),
+            "postgres://hearth@db.lan/hearth?sslmode=require&password=REDACTED&Password=REDACTED&sslpassword=REDACTED"
+        );
+        let config = load(
+            "[database]\nurl = \"postgres:///hearth?host=/run/postgresql&password=s3cret\"\n",
+            &[],
+        )
+        .expect("valid");
+        let printed = config.to_redacted_toml().expect("renders");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(
+            printed.contains("host=/run/postgresql&password=REDACTED"),
+            "{printed}"
         );
     }
 }

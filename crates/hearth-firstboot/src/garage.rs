@@ -419,9 +419,10 @@ impl GarageAdmin {
         path: &str,
         body: Option<Value>,
     ) -> Result<T, GarageError> {
-        let http_error = |source| GarageError::Http {
+        // reqwest's errors name the URL, and paths here carry the access key id: the endpoint is enough.
+        let http_error = |source: reqwest::Error| GarageError::Http {
             endpoint: self.endpoint.clone(),
-            source,
+            source: source.without_url(),
         };
         let token = String::from_utf8_lossy(self.token.expose());
         let mut request = self
@@ -460,4 +461,30 @@ impl GarageAdmin {
 fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq as _;
     a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_transport_error_names_the_endpoint_but_not_the_key_id_in_the_path() {
+        // A port nothing listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("port")
+            .port();
+        let admin = GarageAdmin::new(
+            &format!("http://127.0.0.1:{port}"),
+            Secret::new(b"token".to_vec()),
+        )
+        .expect("client");
+        let error = admin
+            .key("GK0123456789abcdef01234567", true)
+            .await
+            .expect_err("nothing listens");
+        let message = format!("{error} / {error:?}");
+        assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+        assert!(!message.contains("GK0123456789abcdef01234567"), "{message}");
+    }
 }
