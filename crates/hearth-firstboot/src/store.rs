@@ -232,7 +232,11 @@ impl SecretsDir {
         };
 
         let sealed = if options.seal {
-            self.seal(report.iter().map(|(spec, _)| spec.name))?
+            self.seal(
+                report
+                    .iter()
+                    .map(|(spec, state)| (spec.name, matches!(state, SecretState::Repaired { .. }))),
+            )?
         } else {
             Vec::new()
         };
@@ -404,14 +408,31 @@ impl SecretsDir {
         Ok(written)
     }
 
-    fn seal<'a>(&self, names: impl Iterator<Item = &'a str>) -> Result<Vec<&'a str>, MintError> {
+    /// Writes the sealed copy of each named secret that has none, or whose copy is older than the secret: the
+    /// secret was repaired (now, `repaired`, or by an earlier run without `--seal`), and a unit loading the stale
+    /// copy with `LoadCredentialEncrypted=` would get the old value.
+    fn seal<'a>(&self, names: impl Iterator<Item = (&'a str, bool)>) -> Result<Vec<&'a str>, MintError> {
         let sealed_dir = SecretsDir::new(self.path.join("sealed"));
         let dir = sealed_dir.open_or_create()?;
         sealed_dir.remove_leftover_temporaries()?;
         let mut sealed = Vec::new();
-        for name in names {
+        for (name, repaired) in names {
             let file_name = format!("{name}.cred");
-            if sealed_dir.path.join(&file_name).exists() {
+            let target = sealed_dir.path.join(&file_name);
+            let existing = match std::fs::symlink_metadata(&target) {
+                Ok(metadata) => Some(metadata),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(io_error("inspecting", &target)(e)),
+            };
+            let stale = match &existing {
+                None => false,
+                Some(copy) => {
+                    let secret = std::fs::metadata(self.path.join(name))
+                        .map_err(io_error("inspecting", &self.path.join(name)))?;
+                    repaired || modified(&secret) > modified(copy)
+                }
+            };
+            if existing.is_some() && !stale {
                 continue;
             }
             let temp_path = sealed_dir
@@ -437,7 +458,12 @@ impl SecretsDir {
                 .and_then(|file| file.sync_all())
                 .map_err(io_error("syncing", &temp_path))?;
             let temp_name = temp_path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            match rename_no_replace(&dir, temp_name, &file_name) {
+            let renamed = if stale {
+                rustix::fs::renameat(&dir, temp_name, &dir, file_name.as_str())
+            } else {
+                rename_no_replace(&dir, temp_name, &file_name)
+            };
+            match renamed {
                 Ok(()) => sealed.push(name),
                 Err(Errno::EXIST) => {
                     let _ = std::fs::remove_file(&temp_path);
@@ -482,6 +508,10 @@ fn unreachable_state(name: &str) -> Result<Secret, MintError> {
 
 /// Renames without ever replacing an existing file. Filesystems without RENAME_NOREPLACE get link + unlink, which
 /// is just as exclusive.
+fn modified(metadata: &std::fs::Metadata) -> Option<std::time::SystemTime> {
+    metadata.modified().ok()
+}
+
 fn rename_no_replace(dir: &impl AsFd, from: &str, to: &str) -> Result<(), Errno> {
     match rustix::fs::renameat_with(dir, from, dir, to, RenameFlags::NOREPLACE) {
         Err(Errno::INVAL | Errno::NOSYS) => {

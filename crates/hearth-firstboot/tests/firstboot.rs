@@ -353,6 +353,47 @@ fn sealed_copies_decrypt_to_the_same_secret_or_sealing_is_refused() {
     }
     let again = machine.firstboot(&["mint", "--seal"], &[]);
     assert!(text(&again).contains("nothing to do"), "{}", text(&again));
+
+    // A repaired secret's sealed copy is sealed again: in the same run, and in a later one after a repair made
+    // without --seal.
+    let secrets = machine.secrets_dir();
+    let decrypt = |name: &str| {
+        let output = Command::new("systemd-creds")
+            .args(["decrypt", &format!("--name={name}")])
+            .arg(secrets.join("sealed").join(format!("{name}.cred")))
+            .arg("-")
+            .output()
+            .expect("systemd-creds decrypt");
+        assert!(output.status.success(), "{name}: {}", text(&output));
+        output.stdout
+    };
+    let plain = |name: &str| std::fs::read(secrets.join(name)).expect("read");
+    let before = plain("api-token");
+    let repaired = machine.firstboot(&["mint", "--repair", "api-token", "--seal"], &[]);
+    assert!(repaired.status.success(), "{}", text(&repaired));
+    assert_ne!(plain("api-token"), before);
+    assert_eq!(
+        decrypt("api-token"),
+        plain("api-token"),
+        "the sealed copy kept the old token"
+    );
+    let repaired = machine.firstboot(&["mint", "--repair", "api-token"], &[]);
+    assert!(repaired.status.success(), "{}", text(&repaired));
+    let resealed = machine.firstboot(&["mint", "--seal"], &[]);
+    assert!(
+        text(&resealed).contains("sealed    api-token"),
+        "{}",
+        text(&resealed)
+    );
+    assert_eq!(
+        decrypt("api-token"),
+        plain("api-token"),
+        "the stale sealed copy was kept"
+    );
+    assert_eq!(
+        mode(&secrets.join("sealed").join("api-token.cred")),
+        0o400
+    );
 }
 
 #[test]
