@@ -681,6 +681,7 @@ impl Library {
         self.metrics.job(&job.kind, JobOutcome::Failed, 1);
         let result = async {
             let mut tx = self.pool.begin().await?;
+            documents::lock_for_job(&mut tx, job.document_id).await?;
             if jobs::finish(&mut tx, job).await? {
                 sqlx::query(
                     "UPDATE documents SET status = 'failed', error = $2, updated_at = now() WHERE id = $1",
@@ -814,15 +815,10 @@ impl Library {
             notes,
         } = ingested;
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let current = documents::lock_for_job(&mut tx, job.document_id).await?;
         if !jobs::finish(&mut tx, job).await? {
             return Err(JobError::LostClaim);
         }
-        let current: Option<String> =
-            sqlx::query_scalar("SELECT content_sha256 FROM documents WHERE id = $1 FOR UPDATE")
-                .bind(job.document_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(StoreError::from)?;
         if current.as_deref() != Some(content_sha256) {
             // Replaced or deleted while we worked: the newer version's job does the work.
             return Err(JobError::LostClaim);
@@ -859,6 +855,7 @@ impl Library {
 
     async fn commit_embedding(&self, job: &Job, space: &SpaceVectors) -> Result<(), JobError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        documents::lock_for_job(&mut tx, job.document_id).await?;
         if !jobs::finish(&mut tx, job).await? {
             return Err(JobError::LostClaim);
         }

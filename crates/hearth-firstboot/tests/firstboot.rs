@@ -390,10 +390,7 @@ fn sealed_copies_decrypt_to_the_same_secret_or_sealing_is_refused() {
         plain("api-token"),
         "the stale sealed copy was kept"
     );
-    assert_eq!(
-        mode(&secrets.join("sealed").join("api-token.cred")),
-        0o400
-    );
+    assert_eq!(mode(&secrets.join("sealed").join("api-token.cred")), 0o400);
 }
 
 #[test]

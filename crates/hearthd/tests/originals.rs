@@ -17,7 +17,8 @@ const HEARTHD: &str = env!("CARGO_BIN_EXE_hearthd");
 struct Store {
     hearthd: TestHearthd,
     http: reqwest::Client,
-    _postgres: TestPostgres,
+    postgres: TestPostgres,
+    database: String,
 }
 
 impl Store {
@@ -29,7 +30,8 @@ impl Store {
         Self {
             hearthd,
             http: reqwest::Client::new(),
-            _postgres: postgres,
+            postgres,
+            database: common::database_name(&database),
         }
     }
 
@@ -143,6 +145,73 @@ async fn two_first_uploads_under_one_new_external_id_make_one_document_in_two_ve
             "round {round}: the replaced version's original stayed"
         );
     }
+}
+
+/// An upload locks the document, then re-arms its job; a worker finishing the previous version must take the
+/// same locks in the same order, or PostgreSQL breaks the deadlock by failing one side (a 503 for the upload).
+/// Triggers that pause while holding those row locks widen the windows from microseconds to 30 ms.
+#[tokio::test(flavor = "multi_thread")]
+async fn new_versions_landing_while_the_previous_one_commits_are_all_accepted() {
+    let store = Store::start(&[]).await;
+    store
+        .postgres
+        .psql(
+            &store.database,
+            "CREATE FUNCTION test_pause() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN PERFORM pg_sleep(0.03); RETURN NULL; END $$; \
+             CREATE TRIGGER test_pause_job_delete AFTER DELETE ON jobs \
+             FOR EACH ROW EXECUTE FUNCTION test_pause(); \
+             CREATE TRIGGER test_pause_document_update AFTER UPDATE ON documents \
+             FOR EACH ROW EXECUTE FUNCTION test_pause();",
+        )
+        .expect("pause triggers");
+    let (_, first) = store
+        .upload("The tide tables, first edition.", "?external_id=tides")
+        .await;
+    let id = first["id"].as_str().expect("id").to_owned();
+    let rounds = 40;
+    let client = |client: usize| {
+        let store = &store;
+        async move {
+            for round in 0..rounds {
+                let text = format!("Client {client}, round {round}: the tide turns at the harbour wall.");
+                let (status, body) = store.upload(&text, "?external_id=tides").await;
+                assert_eq!(
+                    status,
+                    StatusCode::ACCEPTED,
+                    "client {client} round {round}: {body}"
+                );
+            }
+        }
+    };
+    tokio::join!(client(0), client(1), client(2), client(3));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let document: Value = store
+            .http
+            .get(format!("{}/v1/documents/{id}", store.hearthd.url))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if document["status"] == "ready" && document["version"] == 1 + 4 * rounds {
+            break;
+        }
+        assert_ne!(document["status"], "failed", "{document}");
+        assert!(
+            Instant::now() < deadline,
+            "the last version never became ready: {document}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // When PostgreSQL picks the worker as the deadlock's victim, the upload succeeds and the job retries.
+    let log = store.hearthd.log_text();
+    assert!(
+        !log.contains("deadlock"),
+        "a job's commit deadlocked with an upload:\n{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -174,6 +174,21 @@ async fn queue_ingest(tx: &mut Transaction<'_, Postgres>, document: Uuid) -> Res
     Ok(())
 }
 
+/// Locks a document's row for a job's commit and returns the hash of its current bytes (`None`: deleted). Every
+/// transaction that changes a document and its jobs locks the document first, as an upload does: the other order
+/// deadlocks with an upload of a new version, and PostgreSQL then fails one of them.
+pub async fn lock_for_job(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT content_sha256 FROM documents WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?,
+    )
+}
+
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Document>, StoreError> {
     Ok(sqlx::query_as(concat!(
         "SELECT ",
