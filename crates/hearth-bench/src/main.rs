@@ -1,5 +1,5 @@
 //! hearth's benchmarks. Each measures hearth against a baseline taken in the same run on the same machine and
-//! prints a markdown section; run them through `cargo xtask bench embed|ingest|search`, which builds this in
+//! prints a markdown section; run them through `cargo xtask bench embed|ingest|search|memory`, which builds this in
 //! release mode, installs what they need and writes the section into docs/benchmarks.md.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod common;
 mod embed;
 mod ingest;
+mod memory;
 mod search;
 
 #[derive(Debug, Parser)]
@@ -28,6 +29,8 @@ enum Bench {
     Embed(embed::Args),
     /// End-to-end ingest (HTTP upload to searchable chunks) against the embedder alone.
     Ingest(ingest::Args),
+    /// hearthd's resident memory at rest before and after a hostile sweep.
+    Memory(memory::Args),
     /// Vector search latency and recall against exact search, and search latency under a bulk ingest.
     Search(search::Args),
 }
@@ -38,6 +41,7 @@ fn main() -> Result<()> {
         Bench::Embed(args) => embed::run(args)?,
         Bench::Ingest(args) => Some(ingest::run(args)?),
         Bench::Search(args) => Some(search::run(args)?),
+        Bench::Memory(args) => Some(memory::run(args)?),
     };
     if let Some(report) = report {
         println!("\n{report}");

@@ -1,4 +1,4 @@
-//! `cargo xtask bench embed|ingest|search`: builds the benchmarks and hearthd in release mode, runs one benchmark
+//! `cargo xtask bench embed|ingest|search|memory`: builds the benchmarks and hearthd in release mode, runs one benchmark
 //! (every arm in one process run), and writes its section into docs/benchmarks.md between its markers.
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -6,7 +6,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use crate::{cargo, deps, run_step, workspace_root};
 
 pub fn run(which: &str) -> Result<()> {
-    const BENCHMARKS: [&str; 3] = ["embed", "ingest", "search"];
+    const BENCHMARKS: [&str; 4] = ["embed", "ingest", "search", "memory"];
     if !BENCHMARKS.contains(&which) {
         bail!(
             "unknown benchmark '{which}': the benchmarks are: {}",

@@ -69,15 +69,19 @@ pub(crate) fn load(
     let model = VerifiedModel::open(model_dir)?;
     let onnxruntime = resolve_onnxruntime(onnxruntime)?;
     let environment = onnxruntime_environment(&onnxruntime)?;
+    // onnxruntime's CPU arena grows to the largest batch it ever ran and keeps that memory for good: hundreds of
+    // MiB after one batch of long inputs (docs/benchmarks.md, memory). Without it, a batch's tensors are freed
+    // when it ends.
+    let cpu = ort::ep::CPU::default().with_arena_allocator(false).build();
     let providers = match provider {
-        ExecutionProvider::Cpu => Vec::new(),
+        ExecutionProvider::Cpu => vec![cpu],
         ExecutionProvider::Cuda => {
             use ort::ep::ExecutionProvider as _;
             if !ort::ep::CUDA::is_available().unwrap_or(false) {
                 return Err(EmbedError::CudaNotBuiltIn { onnxruntime });
             }
             // Fails the session (no GPU, driver or CUDA library) instead of quietly running on the CPU.
-            vec![ort::ep::CUDA::default().build().error_on_failure()]
+            vec![ort::ep::CUDA::default().build().error_on_failure(), cpu]
         }
     };
     let session_error = |message: String| EmbedError::Session {

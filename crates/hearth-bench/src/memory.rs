@@ -1,0 +1,335 @@
+//! `hearth-bench memory`: hearthd's resident memory at rest, before and after a hostile sweep (large and refused
+//! uploads, large documents, embedding batches at the token limit, floods of bad requests). The baseline is the
+//! same process at rest after a light warm-up, so the ratio is what the sweep leaves behind.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use hearth_testkit::{TestHearthd, TestPostgres};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::{self, Common};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    common: Common,
+    /// Bytes of each large upload (hearthd's default `ingest.max_document_bytes` is 64 MiB).
+    #[arg(long, default_value_t = 48 * 1024 * 1024)]
+    large_upload_bytes: usize,
+    /// Large uploads refused per round (two rounds); half as many PDFs are accepted alongside.
+    #[arg(long, default_value_t = 6)]
+    in_flight: usize,
+    /// Documents of about 1 MiB of prose each, extracted, chunked and embedded (about 1,300 chunks each).
+    #[arg(long, default_value_t = 1)]
+    large_documents: usize,
+    /// How long hearthd rests before each reading.
+    #[arg(long, default_value_t = 15)]
+    rest_seconds: u64,
+}
+
+/// A reading of /proc/PID/status.
+#[derive(Debug, Clone, Copy)]
+struct Memory {
+    resident_mib: f64,
+    peak_mib: f64,
+}
+
+fn read_memory(pid: u32) -> Result<Memory> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("hearthd (pid {pid}) is gone"))?;
+    let kib = |field: &str| -> Result<f64> {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .with_context(|| format!("no {field} in /proc/{pid}/status"))
+    };
+    Ok(Memory {
+        resident_mib: kib("VmRSS:")? / 1024.0,
+        peak_mib: kib("VmHWM:")? / 1024.0,
+    })
+}
+
+pub fn run(args: &Args) -> Result<String> {
+    let postgres = TestPostgres::start()?;
+    let url = postgres.create_database()?;
+    let hearthd = args.common.start_hearthd(&url, &[])?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let client = Client::new();
+    runtime.block_on(common::wait_ready(&client, &hearthd))?;
+    let pid = hearthd.pid();
+    let rest = Duration::from_secs(args.rest_seconds);
+
+    println!("bench memory: warming up (one document, one search)");
+    runtime.block_on(warm_up(&client, &hearthd))?;
+    std::thread::sleep(rest);
+    let before = read_memory(pid)?;
+    println!(
+        "bench memory: at rest after the warm-up: {:.0} MiB",
+        before.resident_mib
+    );
+
+    let started = Instant::now();
+    let phases = runtime.block_on(sweep(args, &client, &hearthd))?;
+    let sweep_time = started.elapsed();
+    let during = read_memory(pid)?;
+    std::thread::sleep(rest);
+    let after = read_memory(pid)?;
+    if hearthd.pid() != pid || read_memory(pid).is_err() {
+        bail!("hearthd did not survive the sweep:\n{}", hearthd.log_text());
+    }
+    println!(
+        "bench memory: at rest after the sweep: {:.0} MiB (peak {:.0} MiB)",
+        after.resident_mib, during.peak_mib
+    );
+    Ok(report(args, before, &phases, during, after, sweep_time))
+}
+
+async fn warm_up(client: &Client, hearthd: &TestHearthd) -> Result<()> {
+    let fortunes = common::fortunes()?;
+    let text = fortunes[..20].join("\n\n");
+    common::upload_all(client, hearthd, &[text], "warm-up", 1).await?;
+    drain(client, hearthd).await?;
+    search(client, hearthd, "a warm-up query").await?;
+    Ok(())
+}
+
+/// Every phase of the sweep, each announced; fails on any 5xx or unexpected answer. Returns the resident set
+/// right after each phase, to tell which one leaves memory behind.
+async fn sweep(args: &Args, client: &Client, hearthd: &TestHearthd) -> Result<Vec<(&'static str, f64)>> {
+    let mut after = Vec::new();
+    let mut note = |phase: &'static str| -> Result<()> {
+        let memory = read_memory(hearthd.pid())?;
+        println!("bench memory:   {phase}: {:.0} MiB", memory.resident_mib);
+        after.push((phase, memory.resident_mib));
+        Ok(())
+    };
+    println!(
+        "bench memory: sweep 1/4: {} refused and {} accepted uploads of {} MiB",
+        args.in_flight * 2,
+        args.in_flight,
+        args.large_upload_bytes >> 20,
+    );
+    large_uploads(args, client, hearthd).await?;
+    drain(client, hearthd).await?;
+    note("large uploads")?;
+    println!(
+        "bench memory: sweep 2/4: {} documents of 1 MiB of prose, extracted, chunked and embedded",
+        args.large_documents
+    );
+    large_documents(args, client, hearthd).await?;
+    note("large documents")?;
+    println!("bench memory: sweep 3/4: embedding batches at the token limit and long searches");
+    embedding_batches(client, hearthd).await?;
+    note("embedding batches and searches")?;
+    println!("bench memory: sweep 4/4: a flood of unknown methods, paths, hosts and oversized queries");
+    bad_requests(client, hearthd).await?;
+    drain(client, hearthd).await?;
+    note("bad requests")?;
+    Ok(after)
+}
+
+/// Invalid UTF-8 at the very end (read, then refused with 422) and unreadable PDFs (stored, then failed by the
+/// extraction sandbox): both hold the whole body in hearthd.
+async fn large_uploads(args: &Args, client: &Client, hearthd: &TestHearthd) -> Result<()> {
+    let mut refused = vec![b'a'; args.large_upload_bytes];
+    if let Some(last) = refused.last_mut() {
+        *last = 0xff;
+    }
+    let refused = bytes::Bytes::from(refused);
+    for round in 0..2 {
+        let mut uploads = tokio::task::JoinSet::new();
+        for _ in 0..args.in_flight {
+            let (client, url, body) = (client.clone(), hearthd.url.clone(), refused.clone());
+            uploads.spawn(async move {
+                upload(
+                    &client,
+                    &url,
+                    "text/plain",
+                    body,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                )
+                .await
+            });
+        }
+        for i in 0..args.in_flight / 2 {
+            let mut pdf = format!("%PDF-1.7\n% round {round} upload {i}\n").into_bytes();
+            pdf.resize(args.large_upload_bytes, b'x');
+            let (client, url) = (client.clone(), hearthd.url.clone());
+            uploads.spawn(async move {
+                upload(&client, &url, "application/pdf", pdf.into(), StatusCode::ACCEPTED).await
+            });
+        }
+        while let Some(done) = uploads.join_next().await {
+            done??;
+        }
+    }
+    Ok(())
+}
+
+async fn large_documents(args: &Args, client: &Client, hearthd: &TestHearthd) -> Result<()> {
+    let fortunes = common::fortunes()?;
+    let mut documents = Vec::new();
+    let mut next = fortunes.iter().cycle();
+    for _ in 0..args.large_documents {
+        let mut text = String::new();
+        while text.len() < 1 << 20 {
+            text.push_str(next.next().map_or("", String::as_str));
+            text.push_str("\n\n");
+        }
+        documents.push(text);
+    }
+    common::upload_all(client, hearthd, &documents, "large", 2).await?;
+    drain(client, hearthd).await
+}
+
+async fn embedding_batches(client: &Client, hearthd: &TestHearthd) -> Result<()> {
+    let long = "the harbour wall holds against the winter tide ".repeat(60);
+    for _ in 0..12 {
+        let response = client
+            .post(format!("{}/v1/embeddings", hearthd.url))
+            .json(&json!({ "input": vec![long.as_str(); 32], "truncate": true }))
+            .send()
+            .await?;
+        expect(response, StatusCode::OK).await?;
+    }
+    let query = "tide ".repeat(800);
+    for _ in 0..50 {
+        search(client, hearthd, &query).await?;
+    }
+    Ok(())
+}
+
+async fn bad_requests(client: &Client, hearthd: &TestHearthd) -> Result<()> {
+    for i in 0..500 {
+        let method = Method::from_bytes(format!("FROB{i}").as_bytes())?;
+        let response = client
+            .request(method, format!("{}/v1/no/such/route/{i}", hearthd.url))
+            .send()
+            .await?;
+        if response.status().is_server_error() {
+            bail!("request {i} answered {}", response.status());
+        }
+        let foreign = client
+            .get(format!("{}/v1/documents", hearthd.url))
+            .header("host", format!("rebind-{i}.example"))
+            .send()
+            .await?;
+        expect(foreign, StatusCode::FORBIDDEN).await?;
+    }
+    let huge = "x".repeat(1 << 20);
+    for _ in 0..20 {
+        let response = client
+            .post(format!("{}/v1/search", hearthd.url))
+            .json(&json!({ "query": huge }))
+            .send()
+            .await?;
+        expect(response, StatusCode::BAD_REQUEST).await?;
+    }
+    Ok(())
+}
+
+async fn upload(
+    client: &Client,
+    url: &str,
+    content_type: &str,
+    body: bytes::Bytes,
+    expected: StatusCode,
+) -> Result<()> {
+    let response = client
+        .post(format!("{url}/v1/documents"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await?;
+    expect(response, expected).await
+}
+
+async fn search(client: &Client, hearthd: &TestHearthd, query: &str) -> Result<()> {
+    let response = client
+        .post(format!("{}/v1/search", hearthd.url))
+        .json(&json!({ "query": query }))
+        .send()
+        .await?;
+    expect(response, StatusCode::OK).await
+}
+
+async fn expect(response: reqwest::Response, expected: StatusCode) -> Result<()> {
+    let status = response.status();
+    if status != expected {
+        bail!("expected {expected}, got {status}: {}", response.text().await?);
+    }
+    Ok(())
+}
+
+/// Waits until the job queue is empty.
+async fn drain(client: &Client, hearthd: &TestHearthd) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let ready: Value = client
+            .get(format!("{}/readyz", hearthd.url))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if ready["queue"]["depth"] == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the queue did not drain in 30 minutes: {ready}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn report(
+    args: &Args,
+    before: Memory,
+    phases: &[(&str, f64)],
+    during: Memory,
+    after: Memory,
+    sweep: Duration,
+) -> String {
+    let mut out = String::from("## Memory at rest after a hostile sweep\n\n");
+    out.push_str(&format!(
+        "Measured by `cargo xtask bench memory` on {} cores ({}), model `{}`: hearthd's resident set \
+         (`VmRSS`) after {} s at rest, first after a warm-up (one small document, one search), then after a \
+         sweep of {:.0} s: {} uploads of {} MiB, up to {} at once ({} refused with 422, {} unreadable PDFs failed by the \
+         extraction sandbox), {} documents of 1 MiB of prose ingested, 12 embedding batches of 32 inputs at the \
+         token limit, 50 searches of 4,000 characters, 500 unknown methods and 500 foreign hosts, 20 queries \
+         of 1 MiB. The baseline is the same process before the sweep.\n\n",
+        common::cores(),
+        common::cpu_name(),
+        common::model_name(&args.common.model_dir),
+        args.rest_seconds,
+        sweep.as_secs_f64(),
+        args.in_flight * 3,
+        args.large_upload_bytes >> 20,
+        args.in_flight + args.in_flight / 2,
+        args.in_flight * 2,
+        args.in_flight,
+        args.large_documents,
+    ));
+    out.push_str("| reading | MiB |\n|---|---:|\n");
+    out.push_str(&format!(
+        "| at rest after the warm-up (baseline) | {:.0} |\n",
+        before.resident_mib
+    ));
+    for (phase, resident) in phases {
+        out.push_str(&format!("| right after the sweep's {phase} | {resident:.0} |\n"));
+    }
+    out.push_str(&format!(
+        "| peak during the sweep (`VmHWM`) | {:.0} |\n| at rest after the sweep | {:.0} |\n",
+        during.peak_mib, after.resident_mib
+    ));
+    out.push_str(&format!(
+        "\n| ratio | value | goal |\n|---|---:|---:|\n| at rest after the sweep ÷ at rest before | {:.2} | ≤ 1.5 |\n",
+        after.resident_mib / before.resident_mib
+    ));
+    out
+}
