@@ -303,7 +303,8 @@ async fn a_kill_during_a_burst_of_uploads_loses_no_acknowledged_document_and_lea
     }
     first.kill();
     let acknowledged = burst.await.expect("burst");
-    assert!(acknowledged.len() >= 40, "{} acknowledged", acknowledged.len());
+    // 40 committed; each of the 8 uploaders may have lost the answer to one of them.
+    assert!(acknowledged.len() >= 32, "{} acknowledged", acknowledged.len());
 
     // The next start, with the sweep on and no grace: nothing an interrupted upload left may survive it.
     let blob_dir = first.blob_dir.display().to_string();
