@@ -60,6 +60,30 @@ pub async fn wait_ready(client: &reqwest::Client, hearthd: &TestHearthd) -> Resu
     }
 }
 
+/// Waits until hearthd's job queue is empty, at most `limit`.
+pub async fn wait_for_empty_queue(
+    client: &reqwest::Client,
+    hearthd: &TestHearthd,
+    limit: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let ready: serde_json::Value = client
+            .get(format!("{}/readyz", hearthd.url))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if ready["queue"]["depth"] == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the queue did not drain in {} s: {ready}", limit.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Uploads every text as a `text/plain` document titled `{title}-{index}`, `in_flight` at a time, and fails unless
 /// each one is accepted (202).
 pub async fn upload_all(

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use hearth_core::embed::{EmbedMetrics, EmbedRequest, Embedder, InputKind, Priority};
 use hearth_testkit::TestPostgres;
-use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::common::{self, Common, median};
@@ -120,21 +119,7 @@ async fn ingest_once(args: &Args, url: &str, documents: &[String]) -> Result<(Du
 
     let started = Instant::now();
     common::upload_all(&client, &hearthd, documents, "fortunes", args.in_flight).await?;
-    loop {
-        let ready: Value = client
-            .get(format!("{}/readyz", hearthd.url))
-            .send()
-            .await?
-            .json()
-            .await?;
-        if ready["queue"]["depth"] == 0 {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(1800) {
-            bail!("the queue did not drain in 30 minutes: {ready}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_for_empty_queue(&client, &hearthd, Duration::from_secs(1800)).await?;
     let elapsed = started.elapsed();
     let metrics = client
         .get(format!("{}/metrics", hearthd.url))

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use hearth_testkit::{TestHearthd, TestPostgres};
 use reqwest::{Client, Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::{self, Common};
 
@@ -267,24 +267,8 @@ async fn expect(response: reqwest::Response, expected: StatusCode) -> Result<()>
     Ok(())
 }
 
-/// Waits until the job queue is empty.
 async fn drain(client: &Client, hearthd: &TestHearthd) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(1800);
-    loop {
-        let ready: Value = client
-            .get(format!("{}/readyz", hearthd.url))
-            .send()
-            .await?
-            .json()
-            .await?;
-        if ready["queue"]["depth"] == 0 {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("the queue did not drain in 30 minutes: {ready}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    common::wait_for_empty_queue(client, hearthd, Duration::from_secs(1800)).await
 }
 
 fn report(

@@ -204,19 +204,48 @@ fn until(what: &str, hearthd: &TestHearthd, mut done: impl FnMut() -> bool) {
     }
 }
 
-const FIRST_ACTIVE: &str = "sentence-transformers/all-MiniLM-L6-v2:active:3";
+/// Three documents in the first model's space, then hearthd restarted on a renamed model with no workers: the
+/// switch has begun and nothing is embedded into the new space yet.
+struct Midway {
+    postgres: TestPostgres,
+    url: String,
+    database: String,
+    first: TestHearthd,
+    renamed: tempfile::TempDir,
+    hearthd: TestHearthd,
+}
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_switch_reverted_midway_leaves_every_document_ready_and_can_be_taken_up_again() {
+async fn switched_midway() -> Midway {
     let postgres = TestPostgres::start().expect("postgres");
     let url = postgres.create_database().expect("database");
     let database = database_name(&url);
     let first = three_documents_in_the_first_space(&postgres, &url).await;
     let renamed = renamed_model();
+    let hearthd = restart(&first, &url, Some(renamed.path()), "0");
+    ready(&hearthd).await;
+    Midway {
+        postgres,
+        url,
+        database,
+        first,
+        renamed,
+        hearthd,
+    }
+}
 
+const FIRST_ACTIVE: &str = "sentence-transformers/all-MiniLM-L6-v2:active:3";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_switch_reverted_midway_leaves_every_document_ready_and_can_be_taken_up_again() {
     // Switched to the renamed model, stopped before a single document is embedded into it ...
-    let mut midway = restart(&first, &url, Some(renamed.path()), "0");
-    ready(&midway).await;
+    let Midway {
+        postgres,
+        url,
+        database,
+        first,
+        renamed,
+        hearthd: mut midway,
+    } = switched_midway().await;
     assert_eq!(
         spaces(&postgres, &database),
         format!("{FIRST_ACTIVE} hearth-test/minilm-renamed:building:0")
@@ -261,14 +290,16 @@ async fn a_switch_reverted_midway_leaves_every_document_ready_and_can_be_taken_u
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deleting_the_documents_still_waiting_for_the_new_model_completes_the_switch() {
-    let postgres = TestPostgres::start().expect("postgres");
-    let url = postgres.create_database().expect("database");
-    let database = database_name(&url);
-    let first = three_documents_in_the_first_space(&postgres, &url).await;
-    let renamed = renamed_model();
-    // No workers: only the deletes can finish what the switch waits for.
-    let midway = restart(&first, &url, Some(renamed.path()), "0");
-    ready(&midway).await;
+    // No workers: only the deletes can finish what the switch waits for. The stopped first hearthd holds the
+    // shared blob directory and `renamed` the model: both stay alive to the end.
+    let Midway {
+        postgres,
+        url: _,
+        database,
+        first: _first,
+        renamed: _renamed,
+        hearthd: midway,
+    } = switched_midway().await;
     let client = reqwest::Client::new();
     let ids = postgres
         .psql(&database, "SELECT id FROM documents")
@@ -304,13 +335,14 @@ async fn deleting_the_documents_still_waiting_for_the_new_model_completes_the_sw
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_document_given_up_on_as_the_last_one_still_completes_the_switch() {
-    let postgres = TestPostgres::start().expect("postgres");
-    let url = postgres.create_database().expect("database");
-    let database = database_name(&url);
-    let first = three_documents_in_the_first_space(&postgres, &url).await;
-    let renamed = renamed_model();
-    let mut midway = restart(&first, &url, Some(renamed.path()), "0");
-    ready(&midway).await;
+    let Midway {
+        postgres,
+        url,
+        database,
+        first,
+        renamed,
+        hearthd: mut midway,
+    } = switched_midway().await;
     assert!(midway.terminate());
     // One embed job has used up its attempts, and it comes due last.
     postgres
