@@ -28,11 +28,6 @@ use prometheus_client::registry::Registry;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::auth::Auth;
-
-// Large request bodies and extraction output are freed after each request; glibc's malloc kept them resident
-// (docs/benchmarks.md, memory), mimalloc gives the pages back.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crate::http::{AppState, ModelSlot, ModelState};
 use crate::systemd::Notifier;
 
