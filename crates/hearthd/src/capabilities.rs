@@ -46,7 +46,7 @@ pub async fn capabilities(State(state): State<AppState>) -> Json<Value> {
             })
         }
         ModelState::Loading { model, .. } => json!({ "status": "loading", "id": model }),
-        ModelState::Loaded { model } => json!({ "status": "loaded", "id": model }),
+        ModelState::Loaded(embedder) => json!({ "status": "loaded", "id": embedder.manifest().id }),
         ModelState::Failed { model, .. } => json!({ "status": "failed", "id": model }),
     };
     let space = state.library.models().map(|models| {

@@ -28,10 +28,9 @@ pub enum ModelState {
         since: Instant,
         model: String,
     },
-    /// Loaded and verified, waiting for the database before it can serve.
-    Loaded {
-        model: String,
-    },
+    /// Loaded and verified: it serves `/v1/embeddings` and `/v1/models`, which need no database, while documents
+    /// and search wait for the database.
+    Loaded(Embedder),
     Ready(Embedder),
     /// Could not be loaded (a file missing or damaged, onnxruntime or CUDA unusable); hearthd serves the rest.
     Failed {
@@ -53,16 +52,13 @@ impl ModelSlot {
         self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// The embedder, or 503 while the model is still loading.
-    pub fn ready(&self) -> Result<Embedder, ApiError> {
+    /// The embedder, once loaded (with or without a database), or 503 while the model is still loading.
+    pub fn embedder(&self) -> Result<Embedder, ApiError> {
         match self.get() {
-            ModelState::Ready(embedder) => Ok(embedder),
+            ModelState::Ready(embedder) | ModelState::Loaded(embedder) => Ok(embedder),
             ModelState::Loading { .. } => {
                 Err(ApiError::NotReady("the embedding model is still loading".into()))
             }
-            ModelState::Loaded { .. } => Err(ApiError::NotReady(
-                "the embedding model is loaded and waits for the database".into(),
-            )),
             // The reason (paths, library errors) is for the operator: /readyz and the log carry it.
             ModelState::Failed { .. } => Err(ApiError::NotReady(
                 "the embedding model failed to load; an operator must fix it (see /readyz)".into(),
@@ -274,7 +270,8 @@ async fn healthz() -> impl IntoResponse {
 }
 
 /// Ready when the database answers with pgvector at the current schema, the blob store takes a write, read and
-/// delete, and the model is loaded; otherwise 503 with the same JSON naming what is missing.
+/// delete, and the model is loaded; otherwise 503 with the same JSON naming what is missing. `serving` says which
+/// parts of the API work meanwhile (embeddings without a database, documents and keyword search without a model).
 async fn readyz(State(state): State<AppState>) -> Response {
     let probe = sqlx::query_as::<_, (String, Option<String>)>(
         "SELECT current_setting('server_version'), \
@@ -302,8 +299,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
             json!({ "status": "loading", "model": model, "elapsed_seconds": since.elapsed().as_secs() }),
             false,
         ),
-        ModelState::Loaded { model } => (
-            json!({ "status": "loaded", "model": model, "waiting_for": "the database" }),
+        ModelState::Loaded(embedder) => (
+            json!({ "status": "loaded", "id": embedder.manifest().id, "dims": embedder.manifest().dims,
+                    "waiting_for": "the database" }),
             false,
         ),
         ModelState::Failed { model, reason } => (
@@ -337,6 +335,15 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Err(_) => Value::Null,
     };
     let ready = database_ok && schema_ok && blobs_ok && model_ok;
+    // Each part of the API serves as soon as what it needs is there: embeddings need only the model.
+    let embeddings = state.model.embedder().is_ok();
+    let documents_ok = database_ok && schema_ok && blobs_ok;
+    let serving = json!({
+        "embeddings": embeddings,
+        "documents": documents_ok,
+        "keyword_search": documents_ok,
+        "search": ready,
+    });
     let status = if ready {
         StatusCode::OK
     } else {
@@ -349,6 +356,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         "blobs": blobs,
         "model": model,
         "queue": queue,
+        "serving": serving,
     });
     (status, Json(body)).into_response()
 }

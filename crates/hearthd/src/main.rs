@@ -244,9 +244,8 @@ async fn run(config: Config, notifier: &Arc<Notifier>) -> Result<()> {
         let loaded = async {
             let failure = match loading.await {
                 Ok(Ok(embedder)) => {
-                    model_state.set(ModelState::Loaded {
-                        model: embedder.manifest().id.clone(),
-                    });
+                    // /v1/embeddings serves from here on, with or without a database.
+                    model_state.set(ModelState::Loaded(embedder.clone()));
                     return Ok::<_, anyhow::Error>(Some(embedder));
                 }
                 Ok(Err(error)) => format!("{:#}", anyhow::Error::from(error)),
@@ -365,7 +364,9 @@ fn startup_status(model: &ModelSlot, library: &Library) -> Option<String> {
         ModelState::Loading { since, model } => {
             format!("loading model {model} ({} s)", since.elapsed().as_secs())
         }
-        ModelState::Loaded { model } => format!("model {model} loaded"),
+        ModelState::Loaded(embedder) => {
+            format!("model {} loaded, serving embeddings", embedder.manifest().id)
+        }
         ModelState::Ready(_) | ModelState::Failed { .. } => return None,
     };
     if library.pool().is_err() {

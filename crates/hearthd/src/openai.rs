@@ -108,7 +108,7 @@ pub async fn embeddings(
     let request: EmbeddingsRequest = parse_json(body).await.map_err(|e| {
         ApiError::BadRequest(format!("the request body is not a valid embeddings request: {e}"))
     })?;
-    let embedder = state.model.ready()?;
+    let embedder = state.model.embedder()?;
     check_model(&embedder, request.model.as_deref())?;
     let inputs = match request.input {
         Input::One(text) => vec![text],
@@ -169,7 +169,7 @@ pub async fn embeddings(
 }
 
 pub async fn models(State(state): State<AppState>) -> Result<Json<Value>, OpenAiError> {
-    let embedder = state.model.ready()?;
+    let embedder = state.model.embedder()?;
     Ok(Json(json!({
         "object": "list",
         "data": [{

@@ -4,7 +4,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hearth_testkit::{TestHearthd, TestPostgres};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const HEARTHD: &str = env!("CARGO_BIN_EXE_hearthd");
 
@@ -390,17 +390,52 @@ async fn startup_is_reported_on_readyz_and_to_systemd_then_ready_watchdog_pings_
         assert_eq!(status, 503);
         if body["model"]["status"] == "loaded" {
             assert_eq!(body["model"]["waiting_for"], "the database", "{body}");
+            assert_eq!(
+                body["serving"],
+                json!({ "embeddings": true, "documents": false, "keyword_search": false, "search": false }),
+                "{body}"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "the model never loaded: {body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Embeddings need no database: the model serves while PostgreSQL is down.
+    let client = reqwest::Client::new();
+    let models = client
+        .get(format!("{}/v1/models", hearthd.url))
+        .send()
+        .await
+        .expect("models");
+    assert_eq!(models.status(), 200);
+    let embedded: Value = client
+        .post(format!("{}/v1/embeddings", hearthd.url))
+        .json(&json!({ "input": ["a lamp by the window"] }))
+        .send()
+        .await
+        .expect("embeddings")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        embedded["data"][0]["embedding"].as_array().map(Vec::len),
+        Some(384),
+        "{embedded}"
+    );
+    let search = client
+        .post(format!("{}/v1/search", hearthd.url))
+        .json(&json!({ "query": "lamp" }))
+        .send()
+        .await
+        .expect("search");
+    assert_eq!(search.status(), 503, "search without a database");
 
     let has = |messages: &[String], line: &str| messages.iter().any(|m| m.lines().any(|l| l == line));
     let messages = wait_for_notifications(&notifications, 10, |m| {
         has(
             m,
-            "STATUS=model sentence-transformers/all-MiniLM-L6-v2 loaded; waiting for the database",
+            "STATUS=model sentence-transformers/all-MiniLM-L6-v2 loaded, serving embeddings; waiting for the \
+             database",
         )
     });
     assert!(
