@@ -47,9 +47,10 @@ impl Groups {
         lint: true,
         bench: false,
     };
+    /// The quality benchmark builds its corpora with the test Python environment.
     pub const BENCH: Self = Self {
         runtime: true,
-        test: false,
+        test: true,
         lint: false,
         bench: true,
     };
@@ -102,7 +103,12 @@ pub fn install(groups: Groups) -> Result<Installed> {
         if groups.includes(&spec.group) {
             let path = match (name.as_str(), provided(Deps::GARAGE_BIN)) {
                 ("garage", Some(garage)) => garage,
-                _ => bootstrap.cargo_install(name, &spec.version, spec.unless_on_path.as_deref())?,
+                _ => bootstrap.cargo_install(
+                    name,
+                    &spec.version,
+                    spec.unless_on_path.as_deref(),
+                    spec.build_minutes,
+                )?,
             };
             tools.insert(name.clone(), path);
         }
@@ -339,7 +345,13 @@ impl Bootstrap<'_> {
 
     /// `cargo install --locked` into `<crate>-<version>/`, with its build directory kept in the cache so an
     /// interrupted build resumes.
-    fn cargo_install(&self, name: &str, version: &str, unless_on_path: Option<&str>) -> Result<PathBuf> {
+    fn cargo_install(
+        &self,
+        name: &str,
+        version: &str,
+        unless_on_path: Option<&str>,
+        build_minutes: Option<u32>,
+    ) -> Result<PathBuf> {
         if let Some(found) = unless_on_path.and_then(find_on_path) {
             return Ok(found);
         }
@@ -351,18 +363,14 @@ impl Bootstrap<'_> {
         }
         let partial = self.cache.join(format!("{name}-{version}.partial"));
         let target = self.cache.join("build").join(format!("{name}-{version}"));
-        println!("deps: building {name} {version} with cargo install (once; later runs reuse it)");
+        let expected = build_minutes.map_or_else(String::new, |m| format!(", about {m} minutes on 2 cores"));
+        println!(
+            "deps: building {name} {version} with cargo install (once{expected}; later runs reuse it); cargo's \
+             progress follows"
+        );
         let built = run_step(
             crate::cargo()
-                .args([
-                    "install",
-                    "--locked",
-                    "--quiet",
-                    name,
-                    "--version",
-                    version,
-                    "--root",
-                ])
+                .args(["install", "--locked", name, "--version", version, "--root"])
                 .arg(&partial)
                 .env("CARGO_TARGET_DIR", &target),
             "check that crates.io is reachable and the build's error above",

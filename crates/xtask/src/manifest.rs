@@ -90,6 +90,8 @@ pub struct Crate {
     pub version: String,
     pub group: String,
     pub unless_on_path: Option<String>,
+    /// How long the first build takes on 2 cores, said before it starts so a long build does not look hung.
+    pub build_minutes: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
