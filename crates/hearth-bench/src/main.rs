@@ -1,5 +1,5 @@
 //! hearth's benchmarks. Each measures hearth against a baseline taken in the same run on the same machine and
-//! prints a markdown section; run them through `cargo xtask bench embed|ingest|search|memory`, which builds this in
+//! prints a markdown section; run them through `cargo xtask bench embed|ingest|search|memory|quality|all`, which builds this in
 //! release mode, installs what they need and writes the section into docs/benchmarks.md.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -12,6 +12,7 @@ mod common;
 mod embed;
 mod ingest;
 mod memory;
+mod quality;
 mod search;
 
 #[derive(Debug, Parser)]
@@ -33,6 +34,8 @@ enum Bench {
     Memory(memory::Args),
     /// Vector search latency and recall against exact search, and search latency under a bulk ingest.
     Search(search::Args),
+    /// Recall and MRR of every search mode on known-item corpora, against BM25 over whole documents.
+    Quality(quality::Args),
 }
 
 fn main() -> Result<()> {
@@ -42,6 +45,7 @@ fn main() -> Result<()> {
         Bench::Ingest(args) => Some(ingest::run(args)?),
         Bench::Search(args) => Some(search::run(args)?),
         Bench::Memory(args) => Some(memory::run(args)?),
+        Bench::Quality(args) => Some(quality::run(args)?),
     };
     if let Some(report) = report {
         println!("\n{report}");

@@ -10,6 +10,7 @@ pub mod digest;
 pub mod doctor;
 pub mod embed;
 pub mod extract;
+pub mod fusion;
 pub mod library;
 pub mod metrics;
 pub mod model;

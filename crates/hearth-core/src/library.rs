@@ -17,6 +17,7 @@ use crate::chunk::{self, ChunkingConfig};
 use crate::digest::sha256_hex;
 use crate::embed::{EmbedError, EmbedRequest, Embedder, InputKind, Priority};
 use crate::extract::{ContentType, ExtractError, ExtractFailure, ExtractionLimits, Sandbox};
+use crate::fusion;
 use crate::metrics::{JobOutcome, KindLabel, LibraryMetrics, ModeLabel};
 use crate::store::chunks::SpaceVectors;
 use crate::store::documents::{self, Document, NewDocument, Outcome};
@@ -141,8 +142,6 @@ pub const MAX_K: usize = 100;
 /// The longest query accepted, in characters. A query is a question, not a document: past this, keyword parsing
 /// and tokenizing cost grows with the input while the embedding model would see only its first tokens anyway.
 pub const MAX_QUERY_CHARS: usize = 4096;
-/// Reciprocal rank fusion's constant: ranks below it count nearly alike, so neither retriever dominates.
-const RRF_K: f64 = 60.0;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Hit {
@@ -411,6 +410,13 @@ impl Library {
         Ok((originals, leftovers))
     }
 
+    /// Keeps keyword search's statistics compact: after each job, and with the sweep for deletions.
+    async fn fold_lexicon(&self) {
+        if let Err(error) = retrieval::fold_lexicon(&self.pool).await {
+            tracing::warn!(%error, "could not fold the keyword statistics; search stays exact, the fold runs again later");
+        }
+    }
+
     /// Sweeps every `interval` until `shutdown` turns true.
     pub async fn run_sweeper(
         self: Arc<Self>,
@@ -422,6 +428,9 @@ impl Library {
             tokio::select! {
                 () = tokio::time::sleep(interval) => {}
                 _ = shutdown.changed() => return,
+            }
+            if self.schema_ready.load(std::sync::atomic::Ordering::Acquire) {
+                self.fold_lexicon().await;
             }
             match self.sweep(grace).await {
                 Ok((0, 0)) => {}
@@ -452,32 +461,7 @@ impl Library {
 
     async fn search_unmeasured(&self, request: &SearchRequest) -> Result<Vec<Hit>, LibraryError> {
         self.pool()?;
-        if request.query.trim().is_empty() {
-            return Err(LibraryError::InvalidQuery(
-                "query is empty: say what to look for".into(),
-            ));
-        }
-        let query_chars = request.query.chars().count();
-        if query_chars > MAX_QUERY_CHARS {
-            return Err(LibraryError::InvalidQuery(format!(
-                "query is {query_chars} characters, more than the {MAX_QUERY_CHARS} accepted: search for a \
-                 shorter phrase"
-            )));
-        }
-        if request.k == 0 || request.k > MAX_K {
-            return Err(LibraryError::InvalidQuery(format!(
-                "k must be between 1 and {MAX_K}"
-            )));
-        }
-        if let Some(metadata) = &request.filter.metadata
-            && !metadata.is_object()
-        {
-            return Err(LibraryError::MetadataNotObject);
-        }
-        storable("query", Some(&request.query))?;
-        if let Some(metadata) = &request.filter.metadata {
-            storable_json("filter.metadata", metadata)?;
-        }
+        validate_search(request)?;
         // Fusion needs more than k from each retriever to re-rank well.
         let depth = match request.mode {
             SearchMode::Hybrid => (request.k * 4).max(40),
@@ -486,77 +470,76 @@ impl Library {
         // The query is embedded before the snapshot opens, so no transaction waits on the model.
         let query_vector = match request.mode {
             SearchMode::Keyword => None,
-            SearchMode::Vector | SearchMode::Hybrid => {
-                let models = self.models().ok_or(LibraryError::ModelNotReady)?;
-                if models.spaces.switching() && models.previous.is_none() {
-                    // The searched space's model could not be loaded: its vectors cannot be queried.
-                    return Err(LibraryError::ModelNotReady);
-                }
-                let mut embed =
-                    EmbedRequest::new(vec![request.query.clone()], InputKind::Query, Priority::Query);
-                embed.truncate = true;
-                let embedded = models.query_model().embed(embed).await?;
-                let query = embedded.vectors.into_iter().next().unwrap_or_default();
-                Some((models.spaces.active.clone(), query))
-            }
+            SearchMode::Vector | SearchMode::Hybrid => Some(self.embed_query(&request.query).await?),
         };
         let mut snapshot = retrieval::snapshot(&self.pool).await?;
-        let vector = match &query_vector {
-            None => Vec::new(),
-            Some((space, query)) => {
-                retrieval::vector(&mut snapshot, space, query, &request.filter, depth).await?
+        let (vector, keyword) = match (&query_vector, request.mode) {
+            (Some((space, query)), SearchMode::Hybrid) => {
+                retrieval::both(
+                    &self.pool,
+                    &mut snapshot,
+                    space,
+                    query,
+                    &request.query,
+                    &request.filter,
+                    depth,
+                )
+                .await?
             }
+            (Some((space, query)), _) => (
+                retrieval::vector(&mut snapshot, space, query, &request.filter, depth).await?,
+                Vec::new(),
+            ),
+            (None, _) => (
+                Vec::new(),
+                retrieval::keyword(
+                    &mut snapshot,
+                    &request.query,
+                    &request.filter,
+                    depth,
+                    retrieval::KEYWORD_CANDIDATES,
+                )
+                .await?,
+            ),
         };
-        let keyword = match request.mode {
-            SearchMode::Vector => Vec::new(),
-            SearchMode::Keyword | SearchMode::Hybrid => {
-                retrieval::keyword(&mut snapshot, &request.query, &request.filter, depth).await?
-            }
-        };
-        // Reciprocal rank fusion; with one retriever it keeps that retriever's order and score.
-        let mut fused: HashMap<i64, (f64, Vec<&'static str>)> = HashMap::new();
-        for (name, ranked) in [("vector", &vector), ("keyword", &keyword)] {
-            for (rank, hit) in ranked.iter().enumerate() {
-                let score = match request.mode {
-                    SearchMode::Hybrid => 1.0 / (RRF_K + rank as f64 + 1.0),
-                    _ => hit.score,
+        let order: Vec<fusion::Fused> = match request.mode {
+            SearchMode::Hybrid => fusion::fuse(fusion::HYBRID, &vector, &keyword, request.k),
+            // One retriever: its own order and score.
+            SearchMode::Vector | SearchMode::Keyword => {
+                let (name, ranked) = if request.mode == SearchMode::Vector {
+                    ("vector", vector)
+                } else {
+                    ("keyword", keyword)
                 };
-                let entry = fused.entry(hit.chunk_id).or_insert((0.0, Vec::new()));
-                entry.0 += score;
-                entry.1.push(name);
+                ranked
+                    .into_iter()
+                    .take(request.k)
+                    .map(|r| fusion::Fused {
+                        chunk_id: r.chunk_id,
+                        score: r.score,
+                        retrievers: vec![name],
+                    })
+                    .collect()
             }
-        }
-        let mut order: Vec<(i64, f64, Vec<&'static str>)> = fused
-            .into_iter()
-            .map(|(id, (score, by))| (id, score, by))
-            .collect();
-        order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        order.truncate(request.k);
-        let ids: Vec<i64> = order.iter().map(|(id, ..)| *id).collect();
-        let mut details: HashMap<i64, retrieval::ChunkDetail> = retrieval::details(&mut snapshot, &ids)
-            .await?
-            .into_iter()
-            .map(|d| (d.chunk_id, d))
-            .collect();
+        };
+        let ids: Vec<i64> = order.iter().map(|hit| hit.chunk_id).collect();
+        let details = retrieval::details(&mut snapshot, &ids).await?;
         snapshot.commit().await.map_err(StoreError::from)?;
-        Ok(order
-            .into_iter()
-            .filter_map(|(id, score, retrievers)| {
-                // Same snapshot as the ranking, so every ranked chunk has its details.
-                let detail = details.remove(&id)?;
-                Some(Hit {
-                    chunk_id: id,
-                    document_id: detail.document_id,
-                    title: detail.title,
-                    external_id: detail.external_id,
-                    metadata: detail.metadata,
-                    text: detail.text,
-                    span: [detail.char_start, detail.char_end],
-                    score,
-                    retrievers,
-                })
-            })
-            .collect())
+        Ok(with_details(order, details))
+    }
+
+    /// The query's vector in the space that is searched.
+    async fn embed_query(&self, query: &str) -> Result<(Space, Vec<f32>), LibraryError> {
+        let models = self.models().ok_or(LibraryError::ModelNotReady)?;
+        if models.spaces.switching() && models.previous.is_none() {
+            // The searched space's model could not be loaded: its vectors cannot be queried.
+            return Err(LibraryError::ModelNotReady);
+        }
+        let mut embed = EmbedRequest::new(vec![query.to_owned()], InputKind::Query, Priority::Query);
+        embed.truncate = true;
+        let embedded = models.query_model().embed(embed).await?;
+        let vector = embedded.vectors.into_iter().next().unwrap_or_default();
+        Ok((models.spaces.active.clone(), vector))
     }
 
     /// Runs one worker until `shutdown` turns true. A job in progress at shutdown is released for the next start.
@@ -653,6 +636,7 @@ impl Library {
                 if job.kind == "embed" {
                     self.finish_switch_if_complete().await;
                 }
+                self.fold_lexicon().await;
             }
             Err(JobError::Permanent(reason)) => {
                 self.give_up(job, &reason).await;
@@ -929,6 +913,61 @@ impl From<StoreError> for JobError {
             )
         }
     }
+}
+
+/// Refuses a search that cannot be answered, saying what to change.
+fn validate_search(request: &SearchRequest) -> Result<(), LibraryError> {
+    if request.query.trim().is_empty() {
+        return Err(LibraryError::InvalidQuery(
+            "query is empty: say what to look for".into(),
+        ));
+    }
+    let query_chars = request.query.chars().count();
+    if query_chars > MAX_QUERY_CHARS {
+        return Err(LibraryError::InvalidQuery(format!(
+            "query is {query_chars} characters, more than the {MAX_QUERY_CHARS} accepted: search for a \
+             shorter phrase"
+        )));
+    }
+    if request.k == 0 || request.k > MAX_K {
+        return Err(LibraryError::InvalidQuery(format!(
+            "k must be between 1 and {MAX_K}"
+        )));
+    }
+    if let Some(metadata) = &request.filter.metadata
+        && !metadata.is_object()
+    {
+        return Err(LibraryError::MetadataNotObject);
+    }
+    storable("query", Some(&request.query))?;
+    if let Some(metadata) = &request.filter.metadata {
+        storable_json("filter.metadata", metadata)?;
+    }
+    Ok(())
+}
+
+/// The ranked chunks as hits, in rank order.
+fn with_details(order: Vec<fusion::Fused>, details: Vec<retrieval::ChunkDetail>) -> Vec<Hit> {
+    let mut details: HashMap<i64, retrieval::ChunkDetail> =
+        details.into_iter().map(|d| (d.chunk_id, d)).collect();
+    order
+        .into_iter()
+        .filter_map(|hit| {
+            // Same snapshot as the ranking, so every ranked chunk has its details.
+            let detail = details.remove(&hit.chunk_id)?;
+            Some(Hit {
+                chunk_id: hit.chunk_id,
+                document_id: detail.document_id,
+                title: detail.title,
+                external_id: detail.external_id,
+                metadata: detail.metadata,
+                text: detail.text,
+                span: [detail.char_start, detail.char_end],
+                score: hit.score,
+                retrievers: hit.retrievers,
+            })
+        })
+        .collect()
 }
 
 /// PostgreSQL's text and jsonb cannot hold U+0000: a field that has one is refused at the edge (422), not at

@@ -238,3 +238,199 @@ async fn an_upload_holds_no_database_connection_while_its_original_is_written() 
     let (_, outcome) = uploading.await.expect("task").expect("upload");
     assert_eq!(outcome, hearth_core::store::documents::Outcome::Created);
 }
+
+/// The lexicon with its unfolded changes, and the same statistics counted from the chunks themselves.
+async fn lexicon_against_chunks(db: &PgPool) -> (Vec<(String, i64, i64)>, Vec<(String, i64, i64)>) {
+    let kept: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT lexeme, sum(chunks)::int8, sum(occurrences)::int8 \
+         FROM (SELECT * FROM lexicon UNION ALL SELECT * FROM lexicon_changes) s \
+         GROUP BY lexeme HAVING sum(chunks) <> 0 ORDER BY lexeme",
+    )
+    .fetch_all(db)
+    .await
+    .expect("lexicon");
+    let counted: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT * FROM ( \
+             SELECT u.lexeme, count(*)::int8 AS chunks, sum(coalesce(array_length(u.positions, 1), 1))::int8 \
+             FROM chunks c, unnest(c.tsv) u GROUP BY u.lexeme \
+             UNION ALL SELECT '', count(*)::int8, coalesce(sum(length(tsv)), 0)::int8 FROM chunks) s \
+         WHERE chunks <> 0 ORDER BY lexeme",
+    )
+    .fetch_all(db)
+    .await
+    .expect("counted");
+    (kept, counted)
+}
+
+async fn insert_document(db: &PgPool, texts: &[&str]) -> uuid::Uuid {
+    let id = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO documents (id, content_sha256, content_type, byte_size, status) \
+         VALUES ($1, encode(sha256($1::text::bytea), 'hex'), 'text/plain', 1, 'ready')",
+    )
+    .bind(id)
+    .execute(db)
+    .await
+    .expect("document");
+    replace_chunks(db, id, texts).await;
+    id
+}
+
+async fn replace_chunks(db: &PgPool, document: uuid::Uuid, texts: &[&str]) {
+    let chunks: Vec<hearth_core::chunk::Chunk> = texts
+        .iter()
+        .map(|text| hearth_core::chunk::Chunk {
+            text: (*text).to_owned(),
+            char_start: 0,
+            char_end: text.chars().count(),
+        })
+        .collect();
+    let mut tx = db.begin().await.expect("tx");
+    hearth_core::store::chunks::replace(&mut tx, document, &chunks, &vec![1; texts.len()], &[])
+        .await
+        .expect("chunks");
+    tx.commit().await.expect("commit");
+}
+
+/// BM25's statistics are kept by triggers and folded later; at every point they must equal a count over the
+/// chunks, including chunks stored before the migration that introduced them, replaced versions and deletions.
+#[tokio::test]
+async fn keyword_statistics_equal_a_count_of_the_chunks_through_every_change() {
+    let postgres = TestPostgres::start().expect("postgres");
+    let db = pool(&postgres).await;
+    MIGRATOR
+        .run_to(3, &db)
+        .await
+        .expect("the schema before the lexicon");
+    let early = insert_document(
+        &db,
+        &["Lighthouses guide ships past the rocks", "ships ships ships"],
+    )
+    .await;
+    store::migrate(&db).await.expect("migrate");
+    let check = async |when: &str| {
+        let (kept, counted) = lexicon_against_chunks(&db).await;
+        assert_eq!(kept, counted, "{when}");
+    };
+    check("after the migration counted existing chunks").await;
+    let second = insert_document(&db, &["a queue of ships", "the harbour queue is long"]).await;
+    check("after an insert, unfolded").await;
+    hearth_core::store::search::fold_lexicon(&db).await.expect("fold");
+    let unfolded: i64 = sqlx::query_scalar("SELECT count(*) FROM lexicon_changes")
+        .fetch_one(&db)
+        .await
+        .expect("count");
+    assert_eq!(unfolded, 0, "a fold moves every change");
+    check("after a fold").await;
+    replace_chunks(&db, early, &["rocks and lighthouses", "a new version"]).await;
+    check("after a new version replaced the chunks").await;
+    sqlx::query("DELETE FROM documents WHERE id = $1")
+        .bind(second)
+        .execute(&db)
+        .await
+        .expect("delete");
+    check("after a deletion cascaded").await;
+    hearth_core::store::search::fold_lexicon(&db).await.expect("fold");
+    check("after the second fold").await;
+    let gone: Option<i64> = sqlx::query_scalar("SELECT chunks FROM lexicon WHERE lexeme = 'harbour'")
+        .fetch_optional(&db)
+        .await
+        .expect("query");
+    assert_eq!(gone, None, "a word no chunk has any more leaves the lexicon");
+}
+
+/// Keyword search ranks by BM25: the chunk with the rarer query word and more of it wins; and hybrid retrieval
+/// gives the same two rankings whether a second connection is free (both at once) or not (one after the other).
+#[tokio::test]
+async fn bm25_ranks_rare_words_first_and_hybrid_retrieval_agrees_with_and_without_a_free_connection() {
+    use hearth_core::store::search::{self, SearchFilter};
+    let postgres = TestPostgres::start().expect("postgres");
+    let url = postgres.create_database().expect("database");
+    let db = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .expect("connect");
+    store::migrate(&db).await.expect("migrate");
+    let key = SpaceKey {
+        model_id: "test/model".into(),
+        dims: 8,
+        digest: "d".repeat(64),
+        model_dir: "/models/test".into(),
+    };
+    let space = spaces::ensure(&db, &key).await.expect("space").active;
+    let mut texts = vec!["the file and the file again"; 30];
+    texts.push("the lighthouse file");
+    texts.push("lighthouse lighthouse, a lighthouse keeper");
+    texts.push("nothing relevant here");
+    insert_document(&db, &texts).await;
+    sqlx::query(
+        "INSERT INTO chunk_vectors (chunk_id, space_id, document_id, embedding) \
+         SELECT c.id, $1, c.document_id, \
+                (SELECT array_agg(sin(c.id * 7.13 + k))::real[] FROM generate_series(1, 8) k)::halfvec \
+         FROM chunks c",
+    )
+    .bind(space.id)
+    .execute(&db)
+    .await
+    .expect("vectors");
+    let texts_of = async |ranked: &[search::Ranked]| -> Vec<String> {
+        let ids: Vec<i64> = ranked.iter().map(|r| r.chunk_id).collect();
+        let mut tx = search::snapshot(&db).await.expect("snapshot");
+        let details = search::details(&mut tx, &ids).await.expect("details");
+        ids.iter()
+            .map(|id| {
+                details
+                    .iter()
+                    .find(|d| d.chunk_id == *id)
+                    .expect("detail")
+                    .text
+                    .clone()
+            })
+            .collect()
+    };
+    let filter = SearchFilter::default();
+    let mut tx = search::snapshot(&db).await.expect("snapshot");
+    let ranked = search::keyword(&mut tx, "lighthouse file", &filter, 5, 1000)
+        .await
+        .expect("keyword");
+    tx.commit().await.expect("commit");
+    let found = texts_of(&ranked).await;
+    assert_eq!(
+        found[0], "lighthouse lighthouse, a lighthouse keeper",
+        "{found:?}"
+    );
+    assert_eq!(found[1], "the lighthouse file", "{found:?}");
+    assert!(ranked.windows(2).all(|w| w[0].score >= w[1].score), "{ranked:?}");
+    // A budget smaller than the common word's chunks: candidates come from the rare word alone.
+    let mut tx = search::snapshot(&db).await.expect("snapshot");
+    let bounded = search::keyword(&mut tx, "lighthouse file", &filter, 5, 5)
+        .await
+        .expect("keyword");
+    tx.commit().await.expect("commit");
+    assert_eq!(bounded.len(), 2, "{bounded:?}");
+    assert_eq!(texts_of(&bounded).await, found[..2]);
+
+    let query = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
+    let mut tx = search::snapshot(&db).await.expect("snapshot");
+    let at_once = search::both(&db, &mut tx, &space, &query, "lighthouse file", &filter, 10)
+        .await
+        .expect("both at once");
+    tx.commit().await.expect("commit");
+    let held = db.acquire().await.expect("the other connection");
+    let mut tx = search::snapshot(&db).await.expect("snapshot");
+    let in_turn = search::both(&db, &mut tx, &space, &query, "lighthouse file", &filter, 10)
+        .await
+        .expect("both in turn");
+    tx.commit().await.expect("commit");
+    drop(held);
+    let ids = |ranked: &[search::Ranked]| ranked.iter().map(|r| r.chunk_id).collect::<Vec<_>>();
+    assert_eq!(ids(&at_once.0), ids(&in_turn.0));
+    assert_eq!(ids(&at_once.1), ids(&in_turn.1));
+    assert_eq!(at_once.0.len(), 10);
+    assert_eq!(
+        ids(&at_once.1)[..ranked.len()],
+        ids(&ranked)[..],
+        "the same BM25 order at any depth"
+    );
+}

@@ -4,6 +4,7 @@
 //! The binaries come from `cargo xtask deps`, which records their paths in an env file in the cache directory.
 //! A missing dependency is an error that says to run that command, never a skipped test.
 
+pub mod corpus;
 mod deps;
 mod garage;
 mod hearthd;

@@ -1,18 +1,23 @@
-//! `cargo xtask bench embed|ingest|search|memory`: builds the benchmarks and hearthd in release mode, runs one benchmark
-//! (every arm in one process run), and writes its section into docs/benchmarks.md between its markers.
+//! `cargo xtask bench embed|ingest|search|memory|quality|all`: builds the benchmarks and hearthd in release mode, runs
+//! one benchmark (every arm in one process run) or all in turn, and writes each section into docs/benchmarks.md
+//! between its markers.
 
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::{cargo, deps, run_step, workspace_root};
 
+const BENCHMARKS: [&str; 5] = ["embed", "ingest", "search", "memory", "quality"];
+
+/// Runs one benchmark, or with `all` every one in turn, each writing its section as soon as it is done.
 pub fn run(which: &str) -> Result<()> {
-    const BENCHMARKS: [&str; 4] = ["embed", "ingest", "search", "memory"];
-    if !BENCHMARKS.contains(&which) {
-        bail!(
-            "unknown benchmark '{which}': the benchmarks are: {}",
+    let chosen: Vec<&str> = match which {
+        "all" => BENCHMARKS.to_vec(),
+        one if BENCHMARKS.contains(&one) => vec![one],
+        _ => bail!(
+            "unknown benchmark '{which}': the benchmarks are: {}, or all",
             BENCHMARKS.join(", ")
-        );
-    }
+        ),
+    };
     let installed = deps::install(deps::Groups::BENCH)?;
     let deps = installed
         .deps
@@ -38,28 +43,31 @@ pub fn run(which: &str) -> Result<()> {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"))
         .join("release");
-    let report = tempfile::NamedTempFile::new()?;
-    let mut bench = std::process::Command::new(target.join("hearth-bench"));
-    bench
-        .arg(which)
-        .arg("--model-dir")
-        .arg(&deps.test_model_dir)
-        .arg("--onnxruntime")
-        .arg(&deps.ort_dylib)
-        .arg("--hearthd")
-        .arg(target.join("hearthd"))
-        .arg("--out")
-        .arg(report.path());
-    if which == "embed" {
-        bench.args(["--python", python]);
+    for (done, name) in chosen.iter().enumerate() {
+        println!("bench: {name} ({} of {})", done + 1, chosen.len());
+        let report = tempfile::NamedTempFile::new()?;
+        let mut bench = std::process::Command::new(target.join("hearth-bench"));
+        bench
+            .arg(name)
+            .arg("--model-dir")
+            .arg(&deps.test_model_dir)
+            .arg("--onnxruntime")
+            .arg(&deps.ort_dylib)
+            .arg("--hearthd")
+            .arg(target.join("hearthd"))
+            .arg("--out")
+            .arg(report.path());
+        if *name == "embed" {
+            bench.args(["--python", python]);
+        }
+        run_step(&mut bench, "the benchmark failed")?;
+        let section = std::fs::read_to_string(report.path())?;
+        let path = workspace_root().join("docs/benchmarks.md");
+        let doc = std::fs::read_to_string(&path).unwrap_or_default();
+        std::fs::write(&path, replace_section(&doc, name, &section))
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("bench: wrote the {name} section of {}", path.display());
     }
-    run_step(&mut bench, "the benchmark failed")?;
-    let section = std::fs::read_to_string(report.path())?;
-    let path = workspace_root().join("docs/benchmarks.md");
-    let doc = std::fs::read_to_string(&path).unwrap_or_default();
-    std::fs::write(&path, replace_section(&doc, which, &section))
-        .with_context(|| format!("writing {}", path.display()))?;
-    println!("bench: wrote the {which} section of {}", path.display());
     Ok(())
 }
 

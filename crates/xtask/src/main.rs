@@ -39,7 +39,8 @@ enum Command {
     },
     /// Start private PostgreSQL and Garage, run hearthd against them, show what it serves, stop everything.
     Demo,
-    /// Run a benchmark (`embed`, `ingest` or `search`) and write its section into docs/benchmarks.md.
+    /// Run a benchmark (`embed`, `ingest`, `search`, `memory`, `quality`) or `all` of them, and write each
+    /// section into docs/benchmarks.md.
     Bench {
         #[arg(default_value = "embed")]
         which: String,

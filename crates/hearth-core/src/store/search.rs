@@ -23,7 +23,7 @@ impl SearchFilter {
     }
 }
 
-/// A chunk ranked by one retriever: `score` is cosine similarity (vector) or `ts_rank_cd` (keyword).
+/// A chunk ranked by one retriever: `score` is cosine similarity (vector) or BM25 (keyword).
 #[derive(Debug, Clone, FromRow)]
 pub struct Ranked {
     pub chunk_id: i64,
@@ -52,6 +52,24 @@ pub async fn snapshot(pool: &PgPool) -> Result<Transaction<'static, Postgres>, S
     Ok(pool
         .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await?)
+}
+
+/// Makes `second` (a transaction that has run nothing yet) see exactly the snapshot of `first` (an open
+/// [`snapshot`]), so two retrievers can run at once and still agree on the committed state.
+async fn join_snapshot(first: &mut PgConnection, second: &mut PgConnection) -> Result<(), StoreError> {
+    let id: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
+        .fetch_one(&mut *first)
+        .await?;
+    // SET TRANSACTION SNAPSHOT takes no parameters; PostgreSQL's snapshot ids are hex digits and dashes.
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(StoreError::Database(sqlx::Error::Protocol(format!(
+            "unexpected snapshot id {id:?}"
+        ))));
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!("SET TRANSACTION SNAPSHOT '{id}'")))
+        .execute(&mut *second)
+        .await?;
+    Ok(())
 }
 
 /// Vector kNN in a space. Run inside [`snapshot`]: the HNSW settings are `SET LOCAL` to that transaction.
@@ -85,6 +103,36 @@ pub async fn vector(
     Ok(ranked)
 }
 
+/// Hybrid search's two rankings, vector and keyword, in `snapshot`. With a connection free in the pool they run at
+/// once, the keyword half on that connection joined to the same snapshot; without one, one after the other. The
+/// second connection is only ever taken if it is free at once: searches that each held one connection and waited
+/// for another could exhaust the pool and wait on each other.
+pub async fn both(
+    pool: &PgPool,
+    snapshot: &mut PgConnection,
+    space: &Space,
+    query_vector: &[f32],
+    query: &str,
+    filter: &SearchFilter,
+    depth: i64,
+) -> Result<(Vec<Ranked>, Vec<Ranked>), StoreError> {
+    let Some(mut second) = pool.try_acquire() else {
+        let by_vector = vector(&mut *snapshot, space, query_vector, filter, depth).await?;
+        let by_keyword = keyword(&mut *snapshot, query, filter, depth, KEYWORD_CANDIDATES).await?;
+        return Ok((by_vector, by_keyword));
+    };
+    // Dropped on any error, the transaction rolls back before the connection serves anyone else.
+    let mut joined =
+        sqlx::Connection::begin_with(&mut *second, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+    join_snapshot(&mut *snapshot, &mut joined).await?;
+    let both = tokio::try_join!(
+        vector(&mut *snapshot, space, query_vector, filter, depth),
+        keyword(&mut joined, query, filter, depth, KEYWORD_CANDIDATES),
+    )?;
+    joined.commit().await?;
+    Ok(both)
+}
+
 /// Whether a query uses web-search syntax ("quoted phrase", -exclusion, OR) and should keep those meanings.
 fn uses_search_syntax(query: &str) -> bool {
     query.contains('"')
@@ -93,33 +141,154 @@ fn uses_search_syntax(query: &str) -> bool {
             .any(|word| word.starts_with('-') || word == "OR")
 }
 
-/// Keyword search. A query written with web-search syntax means exactly that (`websearch_to_tsquery`); a plain
-/// sentence matches chunks containing any of its words, ranked by how many and how close (`ts_rank_cd`) — requiring
-/// every word of a natural-language question would find almost nothing.
+/// BM25's term-frequency saturation and length normalisation, the values most BM25 implementations default to.
+const BM25_K1: f64 = 1.2;
+const BM25_B: f64 = 0.75;
+/// Most chunks one keyword search scores (see [`keyword`]); chosen by `cargo xtask bench search`.
+pub const KEYWORD_CANDIDATES: i64 = 1000;
+
+/// A query lexeme and how many chunks contain it.
+#[derive(Debug, Clone, FromRow)]
+struct LexemeStats {
+    lexeme: String,
+    chunks: i64,
+    occurrences: i64,
+}
+
+/// The query's lexemes (stemmed as chunks are) with their statistics, and the totals as the lexeme ''.
+/// `lexicon` plus the changes not folded yet: exact at this snapshot.
+async fn query_statistics(tx: &mut PgConnection, query: &str) -> Result<Vec<LexemeStats>, StoreError> {
+    Ok(sqlx::query_as(
+        "WITH terms AS (SELECT lexeme FROM unnest(to_tsvector('english', $1)) UNION SELECT '') \
+         SELECT t.lexeme, \
+                (coalesce((SELECT l.chunks FROM lexicon l WHERE l.lexeme = t.lexeme), 0) \
+                 + coalesce((SELECT sum(c.chunks) FROM lexicon_changes c WHERE c.lexeme = t.lexeme), 0))::int8 \
+                  AS chunks, \
+                (coalesce((SELECT l.occurrences FROM lexicon l WHERE l.lexeme = t.lexeme), 0) \
+                 + coalesce((SELECT sum(c.occurrences) FROM lexicon_changes c WHERE c.lexeme = t.lexeme), 0))::int8 \
+                  AS occurrences \
+         FROM terms t",
+    )
+    .bind(query)
+    .fetch_all(tx)
+    .await?)
+}
+
+/// A lexeme as a tsquery operand: quoted, so that stems with punctuation stay one lexeme.
+fn tsquery_operand(lexeme: &str) -> String {
+    format!("'{}'", lexeme.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// How keyword search will rank one query: BM25 weights per lexeme and the chunks worth scoring.
+#[derive(Debug, Clone, PartialEq)]
+struct KeywordPlan {
+    lexemes: Vec<String>,
+    idfs: Vec<f64>,
+    average_length: f64,
+    /// Which chunks to score: a tsquery.
+    candidates: String,
+}
+
+/// Plans a plain-sentence query: every lexeme some chunk has is scored, but candidates come from the rarest
+/// lexemes whose chunks fit within `budget`, so a common word ("file", "return") never makes the search rank
+/// tens of thousands of chunks. A chunk with none of the rare words scores less than the chunks with them.
+fn plan_keyword(mut stats: Vec<LexemeStats>, budget: i64) -> Option<KeywordPlan> {
+    let totals = stats.iter().position(|s| s.lexeme.is_empty())?;
+    let totals = stats.swap_remove(totals);
+    if totals.chunks <= 0 {
+        return None;
+    }
+    let corpus = totals.chunks as f64;
+    let average_length = (totals.occurrences as f64 / corpus).max(1.0);
+    stats.retain(|s| s.chunks > 0);
+    // Rarest first; ties by lexeme, so a query plans the same way every time.
+    stats.sort_by(|a, b| a.chunks.cmp(&b.chunks).then_with(|| a.lexeme.cmp(&b.lexeme)));
+    let first = stats.first()?;
+    let mut candidates = vec![tsquery_operand(&first.lexeme)];
+    let mut covered = first.chunks;
+    for s in &stats[1..] {
+        if covered + s.chunks > budget {
+            break;
+        }
+        covered += s.chunks;
+        candidates.push(tsquery_operand(&s.lexeme));
+    }
+    let idfs = stats
+        .iter()
+        .map(|s| {
+            // Statistics and snapshot agree, but a clamp keeps the weight positive whatever happens.
+            let df = (s.chunks as f64).min(corpus);
+            (1.0 + (corpus - df + 0.5) / (df + 0.5)).ln()
+        })
+        .collect();
+    Some(KeywordPlan {
+        lexemes: stats.into_iter().map(|s| s.lexeme).collect(),
+        idfs,
+        average_length,
+        candidates: candidates.join(" | "),
+    })
+}
+
+/// Keyword search, ranked by BM25 over chunks with the library's own statistics. A query written with web-search
+/// syntax matches exactly that (`websearch_to_tsquery`); a plain sentence matches chunks with any of its words —
+/// requiring every word of a natural-language question would find almost nothing. At most `budget` chunks are
+/// scored ([`KEYWORD_CANDIDATES`] in hearthd).
 pub async fn keyword(
     tx: &mut PgConnection,
     query: &str,
     filter: &SearchFilter,
     limit: i64,
+    budget: i64,
 ) -> Result<Vec<Ranked>, StoreError> {
+    let stats = query_statistics(&mut *tx, query).await?;
+    let Some(plan) = plan_keyword(stats, budget) else {
+        return Ok(Vec::new());
+    };
+    // tf: the positions of each query lexeme in the chunk, picked out of its tsvector by weighting just those
+    // lexemes and filtering on the weight (cheaper than unnesting every lexeme of every candidate).
     Ok(sqlx::query_as(
-        "SELECT c.id AS chunk_id, ts_rank_cd(c.tsv, q)::float8 AS score \
-         FROM chunks c, \
-              (SELECT CASE WHEN $5 THEN websearch_to_tsquery('english', $1) \
-                      ELSE replace(plainto_tsquery('english', $1)::text, '&', '|')::tsquery END AS q) query \
-         WHERE c.tsv @@ q \
-           AND ($2::uuid[] IS NULL OR c.document_id = ANY($2)) \
-           AND ($3::jsonb IS NULL OR c.document_id IN (SELECT id FROM documents WHERE metadata @> $3)) \
+        "SELECT c.id AS chunk_id, \
+                sum(w.idf * t.tf * ($7 + 1) / (t.tf + $7 * (1 - $8 + $8 * length(c.tsv) / $9)))::float8 AS score \
+         FROM (SELECT c.id, c.tsv FROM chunks c \
+               WHERE c.tsv @@ (CASE WHEN $10 THEN websearch_to_tsquery('english', $1) ELSE $6::tsquery END) \
+                 AND ($2::uuid[] IS NULL OR c.document_id = ANY($2)) \
+                 AND ($3::jsonb IS NULL OR c.document_id IN (SELECT id FROM documents WHERE metadata @> $3)) \
+               LIMIT $11) c \
+         CROSS JOIN LATERAL ( \
+             SELECT u.lexeme, coalesce(array_length(u.positions, 1), 1)::float8 AS tf \
+             FROM unnest(ts_filter(setweight(c.tsv, 'A', $4::text[]), '{a}')) u) t \
+         JOIN unnest($4::text[], $5::float8[]) AS w(lexeme, idf) ON w.lexeme = t.lexeme \
+         GROUP BY c.id \
          ORDER BY score DESC, c.id \
-         LIMIT $4",
+         LIMIT $12",
     )
     .bind(query)
     .bind(&filter.document_ids)
     .bind(&filter.metadata)
-    .bind(limit)
+    .bind(&plan.lexemes)
+    .bind(&plan.idfs)
+    .bind(&plan.candidates)
+    .bind(BM25_K1)
+    .bind(BM25_B)
+    .bind(plan.average_length)
     .bind(uses_search_syntax(query))
+    .bind(budget)
+    .bind(limit)
     .fetch_all(tx)
     .await?)
+}
+
+/// Folds the lexicon's appended changes into its totals (migration 0004), unless another fold is running.
+pub async fn fold_lexicon(pool: &PgPool) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    let ours: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('hearth.lexicon'))")
+        .fetch_one(&mut *tx)
+        .await?;
+    if ours {
+        sqlx::query("SELECT lexicon_fold()").execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// What a hit shows: the chunk and its document.
@@ -145,4 +314,62 @@ pub async fn details(tx: &mut PgConnection, chunk_ids: &[i64]) -> Result<Vec<Chu
     .bind(chunk_ids)
     .fetch_all(tx)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(lexeme: &str, chunks: i64) -> LexemeStats {
+        LexemeStats {
+            lexeme: lexeme.into(),
+            chunks,
+            occurrences: chunks,
+        }
+    }
+
+    #[test]
+    fn candidates_come_from_the_rarest_lexemes_within_the_budget() {
+        let plan = plan_keyword(
+            vec![
+                stats("return", 15_000),
+                stats("queue", 250),
+                LexemeStats {
+                    lexeme: String::new(),
+                    chunks: 100_000,
+                    occurrences: 900_000,
+                },
+                stats("size", 1_100),
+                stats("absent", 0),
+                stats("lock", 600),
+            ],
+            1_000,
+        )
+        .expect("a plan");
+        assert_eq!(plan.lexemes, ["queue", "lock", "size", "return"]);
+        assert_eq!(plan.candidates, "'queue' | 'lock'");
+        assert!((plan.average_length - 9.0).abs() < 1e-9);
+        // Rarer lexemes weigh more, and every weight is positive.
+        assert!(plan.idfs.windows(2).all(|w| w[0] > w[1]), "{:?}", plan.idfs);
+        assert!(plan.idfs.iter().all(|idf| *idf > 0.0));
+    }
+
+    #[test]
+    fn a_lexeme_more_common_than_the_budget_still_finds_candidates() {
+        let totals = LexemeStats {
+            lexeme: String::new(),
+            chunks: 10,
+            occurrences: 10,
+        };
+        let plan = plan_keyword(vec![stats("file", 5_000), totals.clone()], 10).expect("a plan");
+        assert_eq!(plan.candidates, "'file'");
+        assert_eq!(plan_keyword(vec![stats("absent", 0), totals], 10), None);
+        assert_eq!(plan_keyword(vec![stats("file", 1)], 10), None, "no totals row");
+    }
+
+    #[test]
+    fn lexemes_are_quoted_for_tsquery() {
+        assert_eq!(tsquery_operand("it's"), "'it''s'");
+        assert_eq!(tsquery_operand(r"a\b"), r"'a\\b'");
+    }
 }
