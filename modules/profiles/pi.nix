@@ -58,6 +58,8 @@
           embedding = {
             intra_threads = lib.mkDefault 4;
             query_lane_threads = lib.mkDefault 1;
+            # The quantized model's weights stay int8 in memory instead of being expanded to float32 at load.
+            keep_quantized_weights = lib.mkDefault true;
             max_batch_tokens = lib.mkDefault 4096;
           };
           ingest.workers = lib.mkDefault 1;

@@ -73,7 +73,18 @@ async fn vectors_match_an_independent_onnxruntime_reference() {
     // tests/fixtures/make_reference.py: onnxruntime's Python API + the tokenizers package, one sentence per run.
     let reference: Value =
         serde_json::from_str(include_str!("fixtures/minilm_reference.json")).expect("fixture parses");
-    let embedder = load(&config());
+    // Both ways hearth loads the model: weights expanded to float32 (the ingest session by default) and kept
+    // int8 (`keep_quantized_weights`, and always the query lane, which loads the same way).
+    let mut kept = config();
+    kept.keep_quantized_weights = true;
+    for config in [config(), kept] {
+        let embedder = load(&config);
+        let label = format!("keep_quantized_weights = {}", config.keep_quantized_weights);
+        match_reference(&embedder, &reference, &label).await;
+    }
+}
+
+async fn match_reference(embedder: &Embedder, reference: &Value, label: &str) {
     for entry in reference["vectors"].as_array().expect("vectors") {
         let text = entry["text"].as_str().expect("text");
         let expected: Vec<f32> = entry["embedding"]
@@ -83,10 +94,7 @@ async fn vectors_match_an_independent_onnxruntime_reference() {
             .map(|x| x.as_f64().expect("number") as f32)
             .collect();
         // One request per sentence, so each runs alone as in the reference (activations are quantized per batch).
-        let embedded = embedder
-            .embed(request(&[text], Priority::Api))
-            .await
-            .expect("embeds");
+        let embedded = embedder.embed(request(&[text], Priority::Api)).await.expect("embeds");
         assert_eq!(
             embedded.tokens[0] as u64,
             entry["tokens"].as_u64().expect("tokens"),
@@ -98,8 +106,8 @@ async fn vectors_match_an_independent_onnxruntime_reference() {
             .zip(&expected)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
-        assert!(max_diff < 1e-4, "{text}: max |Δ| = {max_diff}");
-        assert!(cosine(got, &expected) > 0.9999, "{text}");
+        assert!(max_diff < 1e-4, "{label}: {text}: max |Δ| = {max_diff}");
+        assert!(cosine(got, &expected) > 0.9999, "{label}: {text}");
     }
 }
 

@@ -58,13 +58,15 @@ pub(crate) struct LoadedModel {
 }
 
 /// Verifies the model files first (a damaged model is the more useful error), then loads onnxruntime and the model:
-/// one session with `intra_threads`, and a second with `query_threads` unless that is 0, both on `provider`.
+/// one session with `intra_threads`, and a second with `query_threads` unless that is 0, both on `provider`. The
+/// query session keeps an int8 model's weights int8; the ingest session does with `keep_quantized_weights`.
 pub(crate) fn load(
     model_dir: &Path,
     onnxruntime: Option<&Path>,
     provider: ExecutionProvider,
     intra_threads: usize,
     query_threads: usize,
+    keep_quantized_weights: bool,
 ) -> Result<LoadedModel, EmbedError> {
     let model = VerifiedModel::open(model_dir)?;
     let onnxruntime = resolve_onnxruntime(onnxruntime)?;
@@ -99,7 +101,8 @@ pub(crate) fn load(
         read("special_tokens_map.json")?,
         read("tokenizer_config.json")?,
     ];
-    let open = |threads: usize| {
+    let quantized = manifest.quantization == Quantization::DynamicInt8;
+    let open = |threads: usize, keep_int8: bool| {
         let [onnx, tokenizer, config, special_tokens, tokenizer_config] = files.clone();
         let user_model = UserDefinedEmbeddingModel::new(
             onnx,
@@ -118,19 +121,25 @@ pub(crate) fn load(
             Quantization::None => fastembed::QuantizationMode::None,
             Quantization::DynamicInt8 => fastembed::QuantizationMode::Dynamic,
         });
-        let options = InitOptionsUserDefined::new()
+        let mut options = InitOptionsUserDefined::new()
             .with_environment(environment.clone())
             .with_max_length(manifest.max_tokens)
             .with_intra_threads(threads)
             .with_execution_providers(providers.clone())
             .with_session_config("session.intra_op.allow_spinning", "0");
+        if quantized && keep_int8 {
+            // Constant folding would dequantize every int8 weight into a float32 copy at load.
+            options =
+                options.with_session_config("optimization.disable_specified_optimizers", "ConstantFolding");
+        }
         TextEmbedding::try_new_from_user_defined(user_model, options)
             .map_err(|e| session_error(e.to_string()))
     };
-    let session = open(intra_threads)?;
+    let session = open(intra_threads, keep_quantized_weights)?;
+    // A query is one short input: the float32 copy would make it barely faster and cost the memory anyway.
     let query_session = match query_threads {
         0 => None,
-        n => Some(open(n)?),
+        n => Some(open(n, true)?),
     };
     let mut counter = session.tokenizer.clone();
     counter
