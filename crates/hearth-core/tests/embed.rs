@@ -94,7 +94,10 @@ async fn match_reference(embedder: &Embedder, reference: &Value, label: &str) {
             .map(|x| x.as_f64().expect("number") as f32)
             .collect();
         // One request per sentence, so each runs alone as in the reference (activations are quantized per batch).
-        let embedded = embedder.embed(request(&[text], Priority::Api)).await.expect("embeds");
+        let embedded = embedder
+            .embed(request(&[text], Priority::Api))
+            .await
+            .expect("embeds");
         assert_eq!(
             embedded.tokens[0] as u64,
             entry["tokens"].as_u64().expect("tokens"),

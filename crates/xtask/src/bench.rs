@@ -43,31 +43,48 @@ pub fn run(which: &str) -> Result<()> {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"))
         .join("release");
+    let mut failed = Vec::new();
     for (done, name) in chosen.iter().enumerate() {
         println!("bench: {name} ({} of {})", done + 1, chosen.len());
-        let report = tempfile::NamedTempFile::new()?;
-        let mut bench = std::process::Command::new(target.join("hearth-bench"));
-        bench
-            .arg(name)
-            .arg("--model-dir")
-            .arg(&deps.test_model_dir)
-            .arg("--onnxruntime")
-            .arg(&deps.ort_dylib)
-            .arg("--hearthd")
-            .arg(target.join("hearthd"))
-            .arg("--out")
-            .arg(report.path());
-        if *name == "embed" {
-            bench.args(["--python", python]);
+        // One benchmark failing does not cost the others' figures; the run still fails at the end.
+        if let Err(error) = run_one(name, &target, deps, python) {
+            println!("bench: {name} failed: {error:#}");
+            failed.push(*name);
         }
-        run_step(&mut bench, "the benchmark failed")?;
-        let section = std::fs::read_to_string(report.path())?;
-        let path = workspace_root().join("docs/benchmarks.md");
-        let doc = std::fs::read_to_string(&path).unwrap_or_default();
-        std::fs::write(&path, replace_section(&doc, name, &section))
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("bench: wrote the {name} section of {}", path.display());
     }
+    if !failed.is_empty() {
+        bail!(
+            "these benchmarks failed (their sections were not rewritten): {}",
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Runs one benchmark binary and writes its section into docs/benchmarks.md.
+fn run_one(name: &str, target: &std::path::Path, deps: &hearth_testkit::Deps, python: &str) -> Result<()> {
+    let report = tempfile::NamedTempFile::new()?;
+    let mut bench = std::process::Command::new(target.join("hearth-bench"));
+    bench
+        .arg(name)
+        .arg("--model-dir")
+        .arg(&deps.test_model_dir)
+        .arg("--onnxruntime")
+        .arg(&deps.ort_dylib)
+        .arg("--hearthd")
+        .arg(target.join("hearthd"))
+        .arg("--out")
+        .arg(report.path());
+    if name == "embed" {
+        bench.args(["--python", python]);
+    }
+    run_step(&mut bench, "the benchmark failed")?;
+    let section = std::fs::read_to_string(report.path())?;
+    let path = workspace_root().join("docs/benchmarks.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_default();
+    std::fs::write(&path, replace_section(&doc, name, &section))
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("bench: wrote the {name} section of {}", path.display());
     Ok(())
 }
 
