@@ -7,6 +7,7 @@ mod documents;
 mod error;
 mod http;
 mod input;
+mod malloc;
 mod observe;
 mod openai;
 mod systemd;
@@ -100,6 +101,12 @@ fn main() -> ExitCode {
     }
     if let Command::Doctor { json } = cli.command {
         return doctor(cli.config.as_deref(), json);
+    }
+    if let Command::Serve = cli.command
+        && let Some(failure) = malloc::tune()
+    {
+        tracing::warn!(%failure, tunables = malloc::TUNABLES, "could not re-execute hearthd with glibc's malloc \
+            tunables; running without them, memory freed after large requests stays with the process");
     }
     let result = Config::load(cli.config.as_deref())
         .map_err(anyhow::Error::from)

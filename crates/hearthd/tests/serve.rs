@@ -756,3 +756,51 @@ async fn metrics_can_have_a_listener_of_their_own_that_serves_nothing_else() {
         "{refused:?}"
     );
 }
+
+/// The server runs with glibc's malloc tunables (it re-executes itself once with them), keeps its pid while doing
+/// so, and leaves an operator's own malloc tunables alone.
+#[tokio::test]
+async fn the_server_runs_with_its_malloc_tunables_unless_the_operator_set_their_own() {
+    // The process's environment as the kernel holds it. glibc's loader cuts GLIBC_TUNABLES into its parts in
+    // place, so the parts are looked for one by one.
+    let environ = |pid: u32| -> String {
+        let raw = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+        String::from_utf8_lossy(&raw).replace('\0', "\n")
+    };
+    let ours = ["glibc.malloc.mmap_threshold=131072", "glibc.malloc.arena_max=2"];
+    for (given, present, absent) in [
+        (None, &ours[..], &[][..]),
+        (
+            Some("glibc.rtld.optional_static_tls=1024"),
+            &["glibc.rtld.optional_static_tls=1024", ours[0], ours[1]][..],
+            &[][..],
+        ),
+        (
+            Some("glibc.malloc.arena_max=4"),
+            &["glibc.malloc.arena_max=4"][..],
+            &ours[..],
+        ),
+    ] {
+        let extra: Vec<(&str, &str)> = given.map(|value| ("GLIBC_TUNABLES", value)).into_iter().collect();
+        let hearthd = TestHearthd::start(HEARTHD.as_ref(), "postgres:///unused?host=/nonexistent", &extra)
+            .expect("hearthd");
+        // TestHearthd::start returned once /healthz answered: the pid it started is the one serving.
+        let environment = environ(hearthd.pid());
+        for tunable in present {
+            assert!(
+                environment.contains(tunable),
+                "given {given:?}: {tunable} missing"
+            );
+        }
+        for tunable in absent {
+            assert!(
+                !environment.contains(tunable),
+                "given {given:?}: {tunable} was added"
+            );
+        }
+        let health = reqwest::get(format!("{}/healthz", hearthd.url))
+            .await
+            .expect("healthz");
+        assert_eq!(health.status(), 200);
+    }
+}
