@@ -16,6 +16,20 @@ async fn pool(postgres: &TestPostgres) -> PgPool {
         .expect("connect")
 }
 
+/// An 8-dimensional pseudo-random vector for every chunk, in `space`.
+async fn pseudo_random_vectors(db: &PgPool, space: &hearth_core::store::spaces::Space) {
+    sqlx::query(
+        "INSERT INTO chunk_vectors (chunk_id, space_id, document_id, embedding) \
+         SELECT c.id, $1, c.document_id, \
+                (SELECT array_agg(sin(c.id * 7.13 + k))::real[] FROM generate_series(1, 8) k)::halfvec \
+         FROM chunks c",
+    )
+    .bind(space.id)
+    .execute(db)
+    .await
+    .expect("vectors");
+}
+
 #[tokio::test]
 async fn migrations_run_from_empty_and_from_every_earlier_version_and_twice() {
     let postgres = TestPostgres::start().expect("postgres");
@@ -74,16 +88,7 @@ async fn vector_search_uses_the_space_hnsw_index_filtered_or_not() {
     .execute(&db)
     .await
     .expect("chunks");
-    sqlx::query(
-        "INSERT INTO chunk_vectors (chunk_id, space_id, document_id, embedding) \
-         SELECT c.id, $1, c.document_id, \
-                (SELECT array_agg(sin(c.id * 7.13 + k))::real[] FROM generate_series(1, 8) k)::halfvec \
-         FROM chunks c",
-    )
-    .bind(space.id)
-    .execute(&db)
-    .await
-    .expect("vectors");
+    pseudo_random_vectors(&db, &space).await;
     sqlx::query("ANALYZE").execute(&db).await.expect("analyze");
 
     let query = pgvector::HalfVector::from_f32_slice(&[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]);
@@ -364,16 +369,7 @@ async fn bm25_ranks_rare_words_first_and_hybrid_retrieval_agrees_with_and_withou
     texts.push("lighthouse lighthouse, a lighthouse keeper");
     texts.push("nothing relevant here");
     insert_document(&db, &texts).await;
-    sqlx::query(
-        "INSERT INTO chunk_vectors (chunk_id, space_id, document_id, embedding) \
-         SELECT c.id, $1, c.document_id, \
-                (SELECT array_agg(sin(c.id * 7.13 + k))::real[] FROM generate_series(1, 8) k)::halfvec \
-         FROM chunks c",
-    )
-    .bind(space.id)
-    .execute(&db)
-    .await
-    .expect("vectors");
+    pseudo_random_vectors(&db, &space).await;
     let texts_of = async |ranked: &[search::Ranked]| -> Vec<String> {
         let ids: Vec<i64> = ranked.iter().map(|r| r.chunk_id).collect();
         let mut tx = search::snapshot(&db).await.expect("snapshot");
