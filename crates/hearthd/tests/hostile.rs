@@ -445,6 +445,60 @@ async fn hostile_requests_get_a_4xx_that_says_what_to_change() {
         .expect("search at the limit");
     assert_eq!(response.status(), StatusCode::OK);
 
+    // Queries built to break keyword search's tsquery or its BM25 arithmetic: each is a search like any other.
+    let id = upload(
+        &http,
+        &hearthd,
+        b"The lighthouse keeper's lamp: oil, a wick, and a C:\\lamp path.".to_vec(),
+        "text/plain",
+    )
+    .await;
+    assert_eq!(settled(&http, &hearthd, &id).await["status"], "ready");
+    let long = "lamp ".repeat(800);
+    let queries = [
+        "the of and a",
+        "'",
+        "\\",
+        "keeper's 'lamp'",
+        "lamp:*",
+        "!lamp",
+        "lamp & | oil",
+        "-lamp",
+        "\"",
+        "\"\"",
+        "OR",
+        "-",
+        "lamp OR",
+        "(lamp",
+        "C:\\lamp",
+        "\u{1f56f}",
+        long.as_str(),
+    ];
+    for query in queries {
+        for mode in ["keyword", "hybrid"] {
+            let response = http
+                .post(url("/v1/search"))
+                .json(&serde_json::json!({"query": query, "mode": mode}))
+                .send()
+                .await
+                .expect("search");
+            let status = response.status();
+            let body: Value = response.json().await.expect("json");
+            assert_eq!(status, StatusCode::OK, "{mode} {query:?}: {body}");
+            assert!(body["hits"].is_array(), "{mode} {query:?}: {body}");
+        }
+    }
+    let found: Value = http
+        .post(url("/v1/search"))
+        .json(&serde_json::json!({"query": "keeper's lamp", "mode": "keyword"}))
+        .send()
+        .await
+        .expect("search")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(found["hits"][0]["document_id"], id.as_str(), "{found}");
+
     // Unicode built to confuse: each document settles, with the text it was given, and hearthd stays up.
     let traps: [(&str, String); 4] = [
         (
