@@ -44,6 +44,14 @@ impl Common {
     }
 }
 
+/// The benchmark client's own async runtime: two workers, like the machines the figures are for.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
 /// Waits until hearthd's `/readyz` answers 200 (database, schema and model ready).
 pub async fn wait_ready(client: &reqwest::Client, hearthd: &TestHearthd) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -278,10 +278,7 @@ fn over_http(args: &Args, sentences: &[String], threads: usize) -> Result<Vec<Du
             ("HEARTH_LOG", "warn"),
         ],
     )?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = common::runtime()?;
     runtime.block_on(async {
         let client = reqwest::Client::new();
         let url = format!("{}/v1/embeddings", hearthd.url);

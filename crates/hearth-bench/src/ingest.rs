@@ -52,10 +52,7 @@ pub fn run(args: &Args) -> Result<String> {
         args.runs
     );
     let postgres = TestPostgres::start()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = common::runtime()?;
 
     // Loaded once; it idles while hearthd runs. Each run measures both arms back to back, so a slow spell of a
     // shared machine lands on both.

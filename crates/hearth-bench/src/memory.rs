@@ -74,10 +74,7 @@ struct Workload {
 
 pub fn run(args: &Args) -> Result<String> {
     let postgres = TestPostgres::start()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = common::runtime()?;
     let client = Client::new();
     let rest = Duration::from_secs(args.rest_seconds);
 

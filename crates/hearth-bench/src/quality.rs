@@ -45,10 +45,7 @@ struct CorpusResult {
 
 pub fn run(args: &Args) -> Result<String> {
     let postgres = TestPostgres::start()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = common::runtime()?;
     let mut results = Vec::new();
     for corpus in std::iter::once(DEVELOPMENT).chain(TEST) {
         let items = corpus.load(args.documents)?;

@@ -73,10 +73,7 @@ pub fn run(args: &Args) -> Result<String> {
         files.len(),
         queries.len()
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = common::runtime()?;
     let (vectors, embedding) = runtime.block_on(corpus_vectors(args, &embedder, &texts))?;
     let mut query_request = EmbedRequest::new(queries.clone(), InputKind::Query, Priority::Query);
     query_request.truncate = true;

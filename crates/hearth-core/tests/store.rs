@@ -16,6 +16,16 @@ async fn pool(postgres: &TestPostgres) -> PgPool {
         .expect("connect")
 }
 
+/// An 8-dimensional space of a model that does not exist: the tests store vectors, nothing embeds.
+fn test_space_key() -> SpaceKey {
+    SpaceKey {
+        model_id: "test/model".into(),
+        dims: 8,
+        digest: "d".repeat(64),
+        model_dir: "/models/test".into(),
+    }
+}
+
 /// An 8-dimensional pseudo-random vector for every chunk, in `space`.
 async fn pseudo_random_vectors(db: &PgPool, space: &hearth_core::store::spaces::Space) {
     sqlx::query(
@@ -63,12 +73,7 @@ async fn vector_search_uses_the_space_hnsw_index_filtered_or_not() {
     let postgres = TestPostgres::start().expect("postgres");
     let db = pool(&postgres).await;
     store::migrate(&db).await.expect("migrate");
-    let key = SpaceKey {
-        model_id: "test/model".into(),
-        dims: 8,
-        digest: "d".repeat(64),
-        model_dir: "/models/test".into(),
-    };
+    let key = test_space_key();
     let spaces = spaces::ensure(&db, &key).await.expect("space");
     assert!(!spaces.switching());
     let space = spaces.active;
@@ -357,12 +362,7 @@ async fn bm25_ranks_rare_words_first_and_hybrid_retrieval_agrees_with_and_withou
         .await
         .expect("connect");
     store::migrate(&db).await.expect("migrate");
-    let key = SpaceKey {
-        model_id: "test/model".into(),
-        dims: 8,
-        digest: "d".repeat(64),
-        model_dir: "/models/test".into(),
-    };
+    let key = test_space_key();
     let space = spaces::ensure(&db, &key).await.expect("space").active;
     let mut texts = vec!["the file and the file again"; 30];
     texts.push("the lighthouse file");
