@@ -74,7 +74,7 @@ async fn vectors_match_an_independent_onnxruntime_reference() {
     let reference: Value =
         serde_json::from_str(include_str!("fixtures/minilm_reference.json")).expect("fixture parses");
     // Both ways hearth loads the model: weights expanded to float32 (the ingest session by default) and kept
-    // int8 (`keep_quantized_weights`, and always the query lane, which loads the same way).
+    // int8 (`keep_quantized_weights`, for both sessions).
     let mut kept = config();
     kept.keep_quantized_weights = true;
     for config in [config(), kept] {

@@ -75,10 +75,11 @@ pub struct EmbedderConfig {
     /// Where inference runs. `cuda` needs an onnxruntime built with the CUDA execution provider and a GPU; without
     /// either, loading fails and says which (no silent fallback to the CPU).
     pub execution_provider: ExecutionProvider,
-    /// For a dynamic-int8 model, keep the weights int8 in the ingest session too (the query lane always does).
-    /// onnxruntime's constant folding otherwise turns them into float32 when the session loads: four times the
-    /// memory of the weights (the 23 MB test model's session takes 158 MB instead of 36 MB) for ingest a few
-    /// percent faster on x86. The Pi profile turns it on.
+    /// For a dynamic-int8 model, keep the weights int8 in both sessions. onnxruntime's constant folding
+    /// otherwise turns the dequantization of the weights into float32 copies when the session loads: four times
+    /// the memory of the weights (the 23 MB test model's session takes 158 MB instead of 36 MB), but a model whose
+    /// graph dequantizes its weights then does it on every batch instead (for the test model a 90 MB transient
+    /// and most of one short query's time). The Pi profile turns it on.
     pub keep_quantized_weights: bool,
 }
 

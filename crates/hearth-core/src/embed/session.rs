@@ -59,7 +59,7 @@ pub(crate) struct LoadedModel {
 
 /// Verifies the model files first (a damaged model is the more useful error), then loads onnxruntime and the model:
 /// one session with `intra_threads`, and a second with `query_threads` unless that is 0, both on `provider`. The
-/// query session keeps an int8 model's weights int8; the ingest session does with `keep_quantized_weights`.
+/// query session; both keep an int8 model's weights int8 with `keep_quantized_weights`.
 pub(crate) fn load(
     model_dir: &Path,
     onnxruntime: Option<&Path>,
@@ -136,10 +136,12 @@ pub(crate) fn load(
             .map_err(|e| session_error(e.to_string()))
     };
     let session = open(intra_threads, keep_quantized_weights)?;
-    // A query is one short input: the float32 copy would make it barely faster and cost the memory anyway.
+    // The same choice for the query lane: a model whose graph dequantizes its int8 weights (the test model's)
+    // does it on every run when they are kept int8, which for one short query is most of its cost (about 100 ms
+    // against 14 for the test model on x86, docs/benchmarks.md).
     let query_session = match query_threads {
         0 => None,
-        n => Some(open(n, true)?),
+        n => Some(open(n, keep_quantized_weights)?),
     };
     let mut counter = session.tokenizer.clone();
     counter
