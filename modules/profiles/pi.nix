@@ -39,7 +39,7 @@
       #   kernel, systemd, journald, sshd, avahi      ~300
       #   PostgreSQL: shared_buffers 256 + backends    ~600 (20 connections x work_mem 8 at worst, plus index builds)
       #   Garage (when enabled)                        ~200, capped at 384 by its unit
-      #   hearthd: quantized nomic, two sessions       ~700 (ingest + query lane, batches of 4096 tokens)
+      #   hearthd: quantized nomic, two sessions       ~700 (ingest + query lane, batches of 2048 tokens)
       #   page cache for the database and blobs        the rest (~2000)
       # zram (zstd, up to half of RAM) absorbs peaks without a plaintext swap on the SD card.
       zramSwap = {
@@ -60,7 +60,10 @@
             query_lane_threads = lib.mkDefault 1;
             # The quantized model's weights stay int8 in memory instead of being expanded to float32 at load.
             keep_quantized_weights = lib.mkDefault true;
-            max_batch_tokens = lib.mkDefault 4096;
+            # A batch's activations are the peak of hearthd's memory and grow with its tokens (attention with
+            # their square); 2,048 tokens halve them against 4,096 at the same rate per token (docs/benchmarks.md,
+            # memory).
+            max_batch_tokens = lib.mkDefault 2048;
           };
           ingest.workers = lib.mkDefault 1;
         };

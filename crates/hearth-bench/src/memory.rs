@@ -57,13 +57,14 @@ fn read_memory(pid: u32) -> Result<Memory> {
 const PI_SETTINGS: [(&str, &str); 4] = [
     ("HEARTH_EMBEDDING__KEEP_QUANTIZED_WEIGHTS", "true"),
     ("HEARTH_EMBEDDING__QUERY_LANE_THREADS", "1"),
-    ("HEARTH_EMBEDDING__MAX_BATCH_TOKENS", "4096"),
+    ("HEARTH_EMBEDDING__MAX_BATCH_TOKENS", "2048"),
     ("HEARTH_INGEST__WORKERS", "1"),
 ];
 
 /// Resident memory through a day's work: loaded, ingesting, serving many searches, and at rest again.
 #[derive(Debug, Clone, Copy)]
 struct Workload {
+    startup: Startup,
     loaded: Memory,
     /// VmHWM while 120 documents are ingested.
     ingest_peak_mib: f64,
@@ -80,15 +81,17 @@ pub fn run(args: &Args) -> Result<String> {
 
     println!("bench memory: the Pi profile's settings, through an ingest and concurrent searches");
     let pi_url = postgres.create_database()?;
+    let started = Instant::now();
     let pi = args.common.start_hearthd(&pi_url, &PI_SETTINGS)?;
-    let pi_workload = runtime.block_on(workload(&client, &pi, rest))?;
+    let pi_workload = runtime.block_on(workload(&client, &pi, rest, started))?;
     drop(pi);
 
     println!("bench memory: the default settings, through an ingest and concurrent searches");
     let url = postgres.create_database()?;
+    let started = Instant::now();
     let hearthd = args.common.start_hearthd(&url, &[])?;
     let pid = hearthd.pid();
-    let default_workload = runtime.block_on(workload(&client, &hearthd, rest))?;
+    let default_workload = runtime.block_on(workload(&client, &hearthd, rest, started))?;
     let before = default_workload.after;
 
     let started = Instant::now();
@@ -116,8 +119,49 @@ fn reset_peak(pid: u32) -> Result<()> {
     })
 }
 
-async fn workload(client: &Client, hearthd: &TestHearthd, rest: Duration) -> Result<Workload> {
-    common::wait_ready(client, hearthd).await?;
+/// From spawning hearthd on a fresh database to its first `/healthz` 200 (it serves) and `/readyz` 200
+/// (migrated, model loaded).
+#[derive(Debug, Clone, Copy)]
+struct Startup {
+    healthz: Duration,
+    ready: Duration,
+}
+
+async fn measure_startup(client: &Client, hearthd: &TestHearthd, started: Instant) -> Result<Startup> {
+    let answers = |path: &'static str| {
+        let url = format!("{}{path}", hearthd.url);
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                if let Ok(response) = client.get(&url).send().await
+                    && response.status() == StatusCode::OK
+                {
+                    return Ok(started.elapsed());
+                }
+                if Instant::now() > deadline {
+                    bail!("{url} never answered 200:\n{}", hearthd.log_text());
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    let healthz = answers("/healthz").await?;
+    let ready = answers("/readyz").await?;
+    println!(
+        "bench memory:   /healthz after {:.2} s, ready after {:.2} s",
+        healthz.as_secs_f64(),
+        ready.as_secs_f64()
+    );
+    Ok(Startup { healthz, ready })
+}
+
+async fn workload(
+    client: &Client,
+    hearthd: &TestHearthd,
+    rest: Duration,
+    started: Instant,
+) -> Result<Workload> {
+    let startup = measure_startup(client, hearthd, started).await?;
     let pid = hearthd.pid();
     tokio::time::sleep(rest).await;
     let loaded = read_memory(pid)?;
@@ -161,6 +205,7 @@ async fn workload(client: &Client, hearthd: &TestHearthd, rest: Duration) -> Res
     let after = read_memory(pid)?;
     println!("bench memory:   at rest again: {:.0} MiB", after.resident_mib);
     Ok(Workload {
+        startup,
         loaded,
         ingest_peak_mib,
         search_peak_mib,
@@ -174,7 +219,7 @@ fn report_workloads(args: &Args, default: &Workload, pi: &Workload) -> String {
     out.push_str(&format!(
         "Measured by `cargo xtask bench memory` on {} cores ({}), model `{}`: hearthd's resident set (`VmRSS`, \
          and `VmHWM` reset before each phase for its peak) with its default settings and with the Pi profile's \
-         (`keep_quantized_weights`, query lane of 1 thread, batches of 4,096 tokens, 1 ingest worker), each on a \
+         (`keep_quantized_weights`, query lane of 1 thread, batches of 2,048 tokens, 1 ingest worker), each on a \
          fresh database: loaded and at rest for {} s, while 120 documents of 30 fortunes are ingested (4 uploads \
          in flight), while 5 rounds of 32 hybrid searches run at once, and at rest again.\n\n",
         common::cores(),
@@ -218,7 +263,9 @@ fn report_workloads(args: &Args, default: &Workload, pi: &Workload) -> String {
          | peak, test model, Pi profile | {:.0} MiB | ≤ 400 MiB |\n\
          | peak, test model, defaults | {:.0} MiB | |\n\
          | at rest after ÷ loaded (Pi profile / defaults) | {:.2} / {:.2} | ≤ 1.10 |\n\
-         | peak projected for nomic-embed-text-v1.5 quantized, Pi profile | {projected:.0} MiB | ≤ 700 MiB |\n\n\
+         | peak projected for nomic-embed-text-v1.5 quantized, Pi profile | {projected:.0} MiB | ≤ 700 MiB |\n\
+         | start to `/healthz` 200 (Pi profile / defaults) | {:.2} / {:.2} s | < 1 s |\n\
+         | start to ready, fresh database (Pi profile / defaults) | {:.2} / {:.2} s | < 15 s |\n\n\
          The projection adds to the Pi profile's measured peak what the larger model changes: two sessions' int8 \
          weights ({NOMIC_QUANTIZED_MIB:.0} MiB of model file each instead of {TEST_MODEL_MIB:.0}) and the \
          activations above rest scaled by the hidden size (768 against 384).\n\n",
@@ -226,6 +273,10 @@ fn report_workloads(args: &Args, default: &Workload, pi: &Workload) -> String {
         peak(default),
         pi.after.resident_mib / pi.loaded.resident_mib,
         default.after.resident_mib / default.loaded.resident_mib,
+        pi.startup.healthz.as_secs_f64(),
+        default.startup.healthz.as_secs_f64(),
+        pi.startup.ready.as_secs_f64(),
+        default.startup.ready.as_secs_f64(),
     ));
     out
 }
