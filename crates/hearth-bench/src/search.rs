@@ -307,7 +307,19 @@ struct Direct {
     recall: f64,
     /// The bounded keyword search's top k against scoring every match (ties counted).
     keyword_recall: f64,
+    /// Other candidate budgets, measured the same way: the alternatives to hearth's.
+    budgets: Vec<BudgetRun>,
 }
+
+/// Keyword search with one candidate budget over all queries.
+struct BudgetRun {
+    budget: i64,
+    latencies: Vec<Duration>,
+    recall: f64,
+}
+
+/// The budgets tried besides hearth's [`retrieval::KEYWORD_CANDIDATES`].
+const BUDGETS_TRIED: [i64; 6] = [100, 250, 500, 1_000, 2_000, 5_000];
 
 async fn search_directly(
     args: &Args,
@@ -332,8 +344,10 @@ async fn search_directly(
         hybrid: Vec::new(),
         recall: 0.0,
         keyword_recall: 0.0,
+        budgets: Vec::new(),
     };
     let (mut found, mut keyword_found, mut keyword_expected) = (0, 0, 0);
+    let mut every_match = Vec::new();
     for (query, vector) in queries.iter().zip(query_vectors) {
         let (time, approximate) = vector_search(&pool, space, vector, k, false).await?;
         direct.hnsw.push(time);
@@ -350,21 +364,40 @@ async fn search_directly(
         direct.keyword.push(time);
         let (time, every) = keyword_search(&pool, query, k, i64::MAX).await?;
         direct.keyword_every.push(time);
-        let kth = every.last().map_or(f64::NEG_INFINITY, |hit| hit.score);
-        keyword_found += bounded
-            .iter()
-            .filter(|hit| hit.score >= kth - 1e-9)
-            .count()
-            .min(every.len());
+        keyword_found += found_of(&bounded, &every);
         keyword_expected += every.len();
+        every_match.push(every);
         direct
             .hybrid
             .push(hybrid_search(&pool, space, query, vector, k).await?);
     }
     direct.recall = found as f64 / (queries.len() * args.k) as f64;
     direct.keyword_recall = keyword_found as f64 / keyword_expected.max(1) as f64;
+    for budget in BUDGETS_TRIED {
+        let (mut latencies, mut found) = (Vec::new(), 0);
+        for (query, every) in queries.iter().zip(&every_match) {
+            let (time, bounded) = keyword_search(&pool, query, k, budget).await?;
+            latencies.push(time);
+            found += found_of(&bounded, every);
+        }
+        direct.budgets.push(BudgetRun {
+            budget,
+            latencies,
+            recall: found as f64 / keyword_expected.max(1) as f64,
+        });
+    }
     pool.close().await;
     Ok(direct)
+}
+
+/// How many of `every`'s top k the bounded search found; ties with the k-th count, whichever chunk it is.
+fn found_of(bounded: &[Ranked], every: &[Ranked]) -> usize {
+    let kth = every.last().map_or(f64::NEG_INFINITY, |hit| hit.score);
+    bounded
+        .iter()
+        .filter(|hit| hit.score >= kth - 1e-9)
+        .count()
+        .min(every.len())
 }
 
 /// One keyword search as hearthd runs it (snapshot, BM25 over at most `budget` candidates, chunk details).
@@ -580,6 +613,15 @@ fn report(
         p(&direct.keyword_every, 50.0),
         p(&direct.keyword_every, 99.0),
     ));
+    for run in &direct.budgets {
+        out.push_str(&format!(
+            "| keyword, BM25 over at most {} candidates (tried) | {:.2} | {:.2} | {:.3} |\n",
+            run.budget,
+            p(&run.latencies, 50.0),
+            p(&run.latencies, 99.0),
+            run.recall,
+        ));
+    }
     out.push_str(&format!(
         "| hybrid: both retrievers at once at depth {}, fusion, details (hearth) | {:.2} | {:.2} | |\n",
         (args.k * 4).max(40),

@@ -144,8 +144,10 @@ fn uses_search_syntax(query: &str) -> bool {
 /// BM25's term-frequency saturation and length normalisation, the values most BM25 implementations default to.
 const BM25_K1: f64 = 1.2;
 const BM25_B: f64 = 0.75;
-/// Most chunks one keyword search scores (see [`keyword`]); chosen by `cargo xtask bench search`.
-pub const KEYWORD_CANDIDATES: i64 = 1000;
+/// Most chunks one keyword search scores (see [`keyword`]). Chosen by `cargo xtask bench search` at 100k chunks:
+/// scoring costs about 6 µs a candidate, so 1,000 missed the 5 ms p50 goal (7.4 ms) and 500 lost too much of
+/// BM25's own top 10 (0.87 of it); docs/benchmarks.md has the budgets tried.
+pub const KEYWORD_CANDIDATES: i64 = 600;
 
 /// A query lexeme and how many chunks contain it.
 #[derive(Debug, Clone, FromRow)]
