@@ -58,8 +58,8 @@ pub(crate) struct LoadedModel {
 }
 
 /// Verifies the model files first (a damaged model is the more useful error), then loads onnxruntime and the model:
-/// one session with `intra_threads`, and a second with `query_threads` unless that is 0, both on `provider`. The
-/// query session; both keep an int8 model's weights int8 with `keep_quantized_weights`.
+/// one session with `intra_threads`, and a second with `query_threads` unless that is 0, both on `provider`, and
+/// both keeping an int8 model's weights int8 with `keep_quantized_weights`.
 pub(crate) fn load(
     model_dir: &Path,
     onnxruntime: Option<&Path>,
