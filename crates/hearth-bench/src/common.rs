@@ -54,17 +54,23 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Waits until hearthd's `/readyz` answers 200 (database, schema and model ready).
 pub async fn wait_ready(client: &reqwest::Client, hearthd: &TestHearthd) -> Result<()> {
+    wait_for_ok(client, hearthd, "/readyz").await
+}
+
+/// Waits until `path` on hearthd answers 200, polling every 10 ms for at most two minutes.
+pub async fn wait_for_ok(client: &reqwest::Client, hearthd: &TestHearthd, path: &str) -> Result<()> {
+    let url = format!("{}{path}", hearthd.url);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        if let Ok(response) = client.get(format!("{}/readyz", hearthd.url)).send().await
+        if let Ok(response) = client.get(&url).send().await
             && response.status() == 200
         {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("hearthd never became ready:\n{}", hearthd.log_text());
+            bail!("{url} never answered 200:\n{}", hearthd.log_text());
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -128,25 +128,10 @@ struct Startup {
 }
 
 async fn measure_startup(client: &Client, hearthd: &TestHearthd, started: Instant) -> Result<Startup> {
-    let answers = |path: &'static str| {
-        let url = format!("{}{path}", hearthd.url);
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(120);
-            loop {
-                if let Ok(response) = client.get(&url).send().await
-                    && response.status() == StatusCode::OK
-                {
-                    return Ok(started.elapsed());
-                }
-                if Instant::now() > deadline {
-                    bail!("{url} never answered 200:\n{}", hearthd.log_text());
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    };
-    let healthz = answers("/healthz").await?;
-    let ready = answers("/readyz").await?;
+    common::wait_for_ok(client, hearthd, "/healthz").await?;
+    let healthz = started.elapsed();
+    common::wait_for_ok(client, hearthd, "/readyz").await?;
+    let ready = started.elapsed();
     println!(
         "bench memory:   /healthz after {:.2} s, ready after {:.2} s",
         healthz.as_secs_f64(),
