@@ -118,11 +118,13 @@
     ORT_DYLIB_PATH = "${onnxruntime}/lib/libonnxruntime.so";
     HEARTH_TEST_MODEL_DIR = "${models.all-minilm-l6-v2-int8}";
     HEARTH_GARAGE_BIN = lib.getExe pkgs.garage_2;
-    # The official OpenAI client drives hearthd, and the reference OpenMetrics parser reads /metrics
-    # (crates/xtask/python/test-requirements.in).
+    # The official OpenAI client drives hearthd, the reference OpenMetrics parser reads /metrics, and
+    # openapi-spec-validator and schemathesis check and fuzz /openapi.json (crates/xtask/python/test-requirements.in).
     HEARTH_TEST_PYTHON = "${pkgs.python3.withPackages (ps: [
       ps.openai
       ps.prometheus-client
+      ps.openapi-spec-validator
+      ps.schemathesis
     ])}/bin/python3";
   };
 in

@@ -6,11 +6,14 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use hearth_core::extract::ContentType;
+use hearth_api::ContentType;
+use hearth_api::documents::{DocumentStatus, ListParams, UploadParams};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
+
+use crate::client::Hearth;
 
 #[derive(Debug)]
 pub struct IngestOptions {
@@ -79,7 +82,7 @@ fn collect(options: &IngestOptions) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-pub async fn run(client: &reqwest::Client, base: &str, options: IngestOptions) -> Result<bool> {
+pub async fn run(client: &Hearth, options: IngestOptions) -> Result<bool> {
     let files = collect(&options)?;
     if files.is_empty() {
         bail!("no files to ingest under the given paths (check --include/--exclude)");
@@ -94,9 +97,8 @@ pub async fn run(client: &reqwest::Client, base: &str, options: IngestOptions) -
     for path in files {
         let permit = Arc::clone(&permits).acquire_owned().await?;
         let client = client.clone();
-        let base = base.to_owned();
         tasks.spawn(async move {
-            let outcome = ingest_one(&client, &base, &path).await;
+            let outcome = ingest_one(&client, &path).await;
             drop(permit);
             (path, outcome)
         });
@@ -129,7 +131,7 @@ pub async fn run(client: &reqwest::Client, base: &str, options: IngestOptions) -
     }
     let mut ok = tally.failed.is_empty();
     if options.wait && !tally.ids.is_empty() {
-        ok &= wait_processed(client, base, &tally.ids).await?;
+        ok &= wait_processed(client, &tally.ids).await?;
     }
     Ok(ok)
 }
@@ -140,7 +142,7 @@ enum One {
     Unsupported,
 }
 
-async fn ingest_one(client: &reqwest::Client, base: &str, path: &Path) -> Result<One> {
+async fn ingest_one(client: &Hearth, path: &Path) -> Result<One> {
     let Some(content_type) = path
         .extension()
         .and_then(|e| e.to_str())
@@ -150,47 +152,27 @@ async fn ingest_one(client: &reqwest::Client, base: &str, path: &Path) -> Result
     };
     let bytes = tokio::fs::read(path).await.context("cannot read the file")?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    let existing: Value = client
-        .get(format!("{base}/v1/documents"))
-        .query(&[("content_sha256", sha256.as_str()), ("limit", "1")])
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
+    let existing = client
+        .list(&ListParams {
+            content_sha256: Some(sha256),
+            limit: Some(1),
+            ..ListParams::default()
+        })
         .await?;
-    if existing["documents"]
-        .as_array()
-        .is_some_and(|docs| !docs.is_empty())
-    {
+    if !existing.documents.is_empty() {
         return Ok(One::Skipped);
     }
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    let title = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let metadata = json!({ "path": absolute.display().to_string() }).to_string();
-    let external_id = format!("file:{}", absolute.display());
-    let response = client
-        .post(format!("{base}/v1/documents"))
-        .query(&[
-            ("title", title.as_str()),
-            ("external_id", external_id.as_str()),
-            ("metadata", metadata.as_str()),
-        ])
-        .header("content-type", content_type.mime())
-        .body(bytes)
-        .send()
-        .await?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or_default();
-    if !status.is_success() {
-        bail!("{status}: {}", body["message"].as_str().unwrap_or("no message"));
-    }
-    Ok(One::Uploaded(body["id"].as_str().unwrap_or_default().to_owned()))
+    let params = UploadParams {
+        title: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+        external_id: Some(format!("file:{}", absolute.display())),
+        metadata: Some(json!({ "path": absolute.display().to_string() }).to_string()),
+    };
+    let uploaded = client.upload(bytes, content_type, &params).await?;
+    Ok(One::Uploaded(uploaded.id.to_string()))
 }
 
-async fn wait_processed(client: &reqwest::Client, base: &str, ids: &[String]) -> Result<bool> {
+async fn wait_processed(client: &Hearth, ids: &[String]) -> Result<bool> {
     let bar = ProgressBar::new(ids.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} processed {msg}")
@@ -199,25 +181,22 @@ async fn wait_processed(client: &reqwest::Client, base: &str, ids: &[String]) ->
     let mut ok = true;
     for id in ids {
         loop {
-            let document: Value = client
-                .get(format!("{base}/v1/documents/{id}"))
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
-            match document["status"].as_str() {
-                Some("ready") => break,
-                Some("failed") => {
+            let detail = client.document(id).await?;
+            let document = detail.document;
+            match document.status {
+                DocumentStatus::Ready => break,
+                DocumentStatus::Failed => {
                     ok = false;
                     bar.println(format!(
                         "failed: {} ({})",
-                        document["title"].as_str().unwrap_or(id),
-                        document["error"].as_str().unwrap_or("no reason given")
+                        document.title.as_deref().unwrap_or(id),
+                        document.error.as_deref().unwrap_or("no reason given")
                     ));
                     break;
                 }
-                _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+                DocumentStatus::Pending | DocumentStatus::Processing => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await
+                }
             }
         }
         bar.inc(1);

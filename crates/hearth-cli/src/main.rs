@@ -3,11 +3,17 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod client;
 mod ingest;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use serde_json::{Value, json};
+use hearth_api::documents::ListParams;
+use hearth_api::openai::{EmbeddingInput, EmbeddingVector, EmbeddingsRequest, InputType};
+use hearth_api::search::{SearchFilter, SearchMode, SearchRequest};
+use serde_json::Value;
+
+use crate::client::Hearth;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "hearth's command-line client")]
@@ -65,8 +71,8 @@ enum Command {
         query: String,
         #[arg(short, long, default_value_t = 5)]
         k: usize,
-        #[arg(long, default_value = "hybrid")]
-        mode: String,
+        #[arg(long, default_value = "hybrid", value_parser = parse_mode)]
+        mode: SearchMode,
         /// Only documents whose metadata contains this JSON object.
         #[arg(long)]
         metadata: Option<String>,
@@ -81,7 +87,7 @@ enum Command {
     },
     /// On the box: check everything hearthd needs (config, tokens, model files, onnxruntime, database + pgvector,
     /// blob store, data directory permissions, the listen address), one line each with a fix for each failure.
-    /// Exits 1 unless all pass. The same checks as `hearthd doctor`.
+    /// Exits 1 unless all pass. Runs `hearthd doctor` (next to this program, else on PATH, or $HEARTH_HEARTHD).
     Doctor {
         /// hearthd's config file (default /etc/hearth/hearth.toml when it exists); `HEARTH_*` variables apply.
         #[arg(long)]
@@ -113,43 +119,12 @@ enum DocsCommand {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Doctor { config, json } = &cli.command {
-        return doctor(config.as_deref(), *json).await;
-    }
-    let base = cli.url.trim_end_matches('/').to_owned();
-    let result = match client(cli.token_file.as_deref()) {
-        Ok(client) => match cli.command {
-            Command::Status => status(&client, &base).await,
-            Command::Embed { texts, query, json } => embed(&client, &base, texts, query, json).await,
-            Command::Ingest {
-                paths,
-                include,
-                exclude,
-                concurrency,
-                wait,
-            } => {
-                let options = ingest::IngestOptions {
-                    paths,
-                    include,
-                    exclude,
-                    concurrency,
-                    wait,
-                };
-                ingest::run(&client, &base, options)
-                    .await
-                    .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-            }
-            Command::Search {
-                query,
-                k,
-                mode,
-                metadata,
-                json,
-            } => search(&client, &base, &query, k, &mode, metadata.as_deref(), json).await,
-            Command::Docs { command } => docs(&client, &base, command).await,
-            Command::Doctor { .. } => unreachable!("handled above"),
+    let result = match cli.command {
+        Command::Doctor { config, json } => doctor(config.as_deref(), json),
+        command => match Hearth::new(&cli.url, cli.token_file.as_deref()) {
+            Ok(client) => run(&client, command).await,
+            Err(error) => Err(error),
         },
-        Err(error) => Err(error),
     };
     match result {
         Ok(code) => code,
@@ -163,54 +138,49 @@ async fn main() -> ExitCode {
     }
 }
 
-fn unreachable(base: &str) -> String {
-    format!("cannot reach hearthd at {base}: is it running? (set --url or HEARTH_URL)")
-}
-
-/// An HTTP client that sends the bearer token, when one is configured, with every request.
-fn client(token_file: Option<&Path>) -> Result<reqwest::Client> {
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(path) = token_file {
-        let token = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the token file {}", path.display()))?;
-        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim_end()))
-            .with_context(|| format!("{} does not hold a valid token", path.display()))?;
-        value.set_sensitive(true);
-        headers.insert(reqwest::header::AUTHORIZATION, value);
+async fn run(client: &Hearth, command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Status => status(client).await,
+        Command::Embed { texts, query, json } => embed(client, texts, query, json).await,
+        Command::Ingest {
+            paths,
+            include,
+            exclude,
+            concurrency,
+            wait,
+        } => {
+            let options = ingest::IngestOptions {
+                paths,
+                include,
+                exclude,
+                concurrency,
+                wait,
+            };
+            let ok = ingest::run(client, options).await?;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Search {
+            query,
+            k,
+            mode,
+            metadata,
+            json,
+        } => search(client, query, k, mode, metadata.as_deref(), json).await,
+        Command::Docs { command } => docs(client, command).await,
+        Command::Doctor { config, json } => doctor(config.as_deref(), json),
     }
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .context("cannot build the HTTP client")
 }
 
-/// hearthd's explanation of a 401, which says how to get a token.
-async fn refused(response: reqwest::Response) -> anyhow::Error {
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or_default();
-    let message = body["message"]
-        .as_str()
-        .or(body["error"]["message"].as_str())
-        .unwrap_or("no message");
-    anyhow::anyhow!("hearthd refused ({status}): {message}; pass --token-file or set HEARTH_TOKEN_FILE")
+fn parse_mode(text: &str) -> Result<SearchMode, String> {
+    SearchMode::ALL
+        .into_iter()
+        .find(|mode| mode.label() == text)
+        .ok_or_else(|| format!("'{text}' is not a search mode: use hybrid, vector or keyword"))
 }
 
-async fn status(client: &reqwest::Client, base: &str) -> Result<ExitCode> {
-    let endpoint = format!("{base}/readyz");
-    let response = client
-        .get(&endpoint)
-        .send()
-        .await
-        .with_context(|| unreachable(base))?;
-    if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-        return Err(refused(response).await);
-    }
-    let ready = response.status().is_success();
-    let body: Value = response
-        .json()
-        .await
-        .with_context(|| format!("{endpoint} did not answer with JSON"))?;
-    println!("{}", serde_json::to_string_pretty(&body)?);
+async fn status(client: &Hearth) -> Result<ExitCode> {
+    let (ready, readiness) = client.readiness().await?;
+    println!("{}", serde_json::to_string_pretty(&readiness)?);
     Ok(if ready {
         ExitCode::SUCCESS
     } else {
@@ -218,201 +188,164 @@ async fn status(client: &reqwest::Client, base: &str) -> Result<ExitCode> {
     })
 }
 
-async fn embed(
-    client: &reqwest::Client,
-    base: &str,
-    texts: Vec<String>,
-    query: bool,
-    raw: bool,
-) -> Result<ExitCode> {
-    let body = json!({
-        "input": texts,
-        "input_type": if query { "query" } else { "document" },
-    });
-    let response = client
-        .post(format!("{base}/v1/embeddings"))
-        .json(&body)
-        .send()
-        .await
-        .with_context(|| unreachable(base))?;
-    let status = response.status();
-    if status == reqwest::StatusCode::UNAUTHORIZED {
-        return Err(refused(response).await);
-    }
-    let answer: Value = response
-        .json()
-        .await
-        .context("hearthd did not answer with JSON")?;
-    if !status.is_success() {
-        let message = answer["error"]["message"].as_str().unwrap_or("no message");
-        bail!("hearthd refused ({status}): {message}");
-    }
+async fn embed(client: &Hearth, texts: Vec<String>, query: bool, raw: bool) -> Result<ExitCode> {
+    let request = EmbeddingsRequest {
+        input: EmbeddingInput::Many(texts.clone()),
+        model: None,
+        encoding_format: Default::default(),
+        dimensions: None,
+        user: None,
+        truncate: false,
+        input_type: if query {
+            InputType::Query
+        } else {
+            InputType::Document
+        },
+    };
+    let answer = client.embed(&request).await?;
     if raw {
         println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let vectors: Vec<Vec<f64>> = answer["data"]
-        .as_array()
-        .context("no data in the response")?
+    let vectors: Vec<&[f64]> = answer
+        .data
         .iter()
-        .map(|item| {
-            item["embedding"]
-                .as_array()
-                .map(|values| values.iter().filter_map(Value::as_f64).collect())
-                .unwrap_or_default()
+        .map(|item| match &item.embedding {
+            EmbeddingVector::Float(values) => values.as_slice(),
+            EmbeddingVector::Base64(_) => &[],
         })
         .collect();
     println!(
         "{} vectors of {} dimensions from {} ({} tokens)",
         vectors.len(),
-        vectors.first().map_or(0, Vec::len),
-        answer["model"].as_str().unwrap_or("?"),
-        answer["usage"]["prompt_tokens"]
+        vectors.first().map_or(0, |v| v.len()),
+        answer.model,
+        answer.usage.prompt_tokens
     );
     if vectors.len() > 1 {
         println!("cosine similarity:");
         for (i, a) in vectors.iter().enumerate() {
             let row: Vec<String> = vectors
                 .iter()
-                .map(|b| format!("{:5.2}", a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>()))
+                .map(|b| format!("{:5.2}", a.iter().zip(b.iter()).map(|(x, y)| x * y).sum::<f64>()))
                 .collect();
-            println!("  [{i}] {}  {}", row.join(" "), preview(&texts[i]));
+            println!("  [{i}] {}  {}", row.join(" "), preview_n(&texts[i], 60));
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn preview(text: &str) -> String {
-    let mut short: String = text.chars().take(60).collect();
-    if short.len() < text.len() {
-        short.push('…');
-    }
-    short
-}
-
-/// Sends a request and returns its JSON, turning an error answer into hearthd's own message.
-async fn call(request: reqwest::RequestBuilder, base: &str) -> Result<Value> {
-    let response = request.send().await.with_context(|| unreachable(base))?;
-    let status = response.status();
-    if status == reqwest::StatusCode::UNAUTHORIZED {
-        return Err(refused(response).await);
-    }
-    let body: Value = response
-        .json()
-        .await
-        .context("hearthd did not answer with JSON")?;
-    if !status.is_success() {
-        bail!(
-            "hearthd refused ({status}): {}",
-            body["message"].as_str().unwrap_or("no message")
-        );
-    }
-    Ok(body)
-}
-
 async fn search(
-    client: &reqwest::Client,
-    base: &str,
-    query: &str,
+    client: &Hearth,
+    query: String,
     k: usize,
-    mode: &str,
+    mode: SearchMode,
     metadata: Option<&str>,
     raw: bool,
 ) -> Result<ExitCode> {
-    let mut body = json!({ "query": query, "k": k, "mode": mode });
-    if let Some(metadata) = metadata {
-        let metadata: Value = serde_json::from_str(metadata).context("--metadata must be a JSON object")?;
-        body["filter"] = json!({ "metadata": metadata });
-    }
-    let answer = call(client.post(format!("{base}/v1/search")).json(&body), base).await?;
+    let filter = metadata
+        .map(|metadata| {
+            let metadata: Value =
+                serde_json::from_str(metadata).context("--metadata must be a JSON object")?;
+            Ok::<_, anyhow::Error>(SearchFilter {
+                metadata: Some(metadata),
+                document_ids: None,
+            })
+        })
+        .transpose()?;
+    let request = SearchRequest {
+        query,
+        k,
+        mode,
+        filter,
+    };
+    let answer = client.search(&request).await?;
     if raw {
         println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let hits = answer["hits"].as_array().cloned().unwrap_or_default();
-    if hits.is_empty() {
-        println!("no matches for \"{query}\"");
+    if answer.hits.is_empty() {
+        println!("no matches for \"{}\"", request.query);
         return Ok(ExitCode::SUCCESS);
     }
     println!(
         "{:>3}  {:>7}  {:<16}  {:<24}  text",
         "#", "score", "found by", "document"
     );
-    for (rank, hit) in hits.iter().enumerate() {
-        let by: Vec<&str> = hit["retrievers"]
-            .as_array()
-            .map(|r| r.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let title = hit["title"].as_str().unwrap_or("(untitled)");
-        let text = hit["text"]
-            .as_str()
-            .unwrap_or_default()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+    for (rank, hit) in answer.hits.iter().enumerate() {
+        let by: Vec<&str> = hit
+            .retrievers
+            .iter()
+            .map(|retriever| match retriever {
+                hearth_api::search::Retriever::Vector => "vector",
+                hearth_api::search::Retriever::Keyword => "keyword",
+            })
+            .collect();
+        let text = hit.text.split_whitespace().collect::<Vec<_>>().join(" ");
         println!(
             "{:>3}  {:>7.4}  {:<16}  {:<24}  {}",
             rank + 1,
-            hit["score"].as_f64().unwrap_or_default(),
+            hit.score,
             by.join("+"),
-            preview_n(title, 24),
+            preview_n(hit.title.as_deref().unwrap_or("(untitled)"), 24),
             preview_n(&text, 70)
         );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn docs(client: &reqwest::Client, base: &str, command: DocsCommand) -> Result<ExitCode> {
+async fn docs(client: &Hearth, command: DocsCommand) -> Result<ExitCode> {
     match command {
         DocsCommand::List { status, limit } => {
-            let mut cursor: Option<String> = None;
-            let mut shown = 0;
-            println!("{:<36}  {:<10}  {:>6}  title", "id", "status", "chunks");
-            while shown < limit {
-                let page = (limit - shown).min(500).to_string();
-                let mut query = vec![("limit", page)];
-                if let Some(status) = &status {
-                    query.push(("status", status.clone()));
-                }
-                if let Some(cursor) = &cursor {
-                    query.push(("cursor", cursor.clone()));
-                }
-                let answer = call(client.get(format!("{base}/v1/documents")).query(&query), base).await?;
-                for document in answer["documents"].as_array().cloned().unwrap_or_default() {
-                    shown += 1;
-                    println!(
-                        "{:<36}  {:<10}  {:>6}  {}",
-                        document["id"].as_str().unwrap_or_default(),
-                        document["status"].as_str().unwrap_or_default(),
-                        document["chunk_count"],
-                        document["title"].as_str().unwrap_or("(untitled)")
-                    );
-                }
-                match answer["next_cursor"].as_str() {
-                    Some(next) => cursor = Some(next.to_owned()),
-                    None => break,
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+            list_documents(client, status, limit).await?;
         }
         DocsCommand::Show { id } => {
-            let answer = call(client.get(format!("{base}/v1/documents/{id}")), base).await?;
-            println!("{}", serde_json::to_string_pretty(&answer)?);
-            Ok(ExitCode::SUCCESS)
+            let detail = client.document(&id).await?;
+            println!("{}", serde_json::to_string_pretty(&detail)?);
         }
         DocsCommand::Rm { ids } => {
             for id in ids {
-                let answer = call(client.delete(format!("{base}/v1/documents/{id}")), base).await?;
-                let what = if answer["deleted"] == true {
+                let answer = client.delete(&id).await?;
+                let what = if answer.deleted {
                     "deleted"
                 } else {
                     "was not there"
                 };
                 println!("{id}: {what}");
             }
-            Ok(ExitCode::SUCCESS)
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list_documents(client: &Hearth, status: Option<String>, limit: usize) -> Result<()> {
+    let mut cursor: Option<String> = None;
+    let mut shown = 0;
+    println!("{:<36}  {:<10}  {:>6}  title", "id", "status", "chunks");
+    while shown < limit {
+        let params = ListParams {
+            status: status.clone(),
+            limit: Some((limit - shown).min(500) as i64),
+            cursor: cursor.take(),
+            ..ListParams::default()
+        };
+        let page = client.list(&params).await?;
+        for document in &page.documents {
+            shown += 1;
+            println!(
+                "{:<36}  {:<10}  {:>6}  {}",
+                document.id,
+                document.status.as_str(),
+                document.chunk_count,
+                document.title.as_deref().unwrap_or("(untitled)")
+            );
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(())
 }
 
 fn preview_n(text: &str, width: usize) -> String {
@@ -424,22 +357,50 @@ fn preview_n(text: &str, width: usize) -> String {
     short
 }
 
-async fn doctor(config: Option<&Path>, json: bool) -> ExitCode {
-    use hearth_core::doctor;
-    let config = hearth_core::config::Config::load(config).map_err(|e| e.to_string());
-    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-    let checks = doctor::run(config, credentials.as_deref()).await;
+/// `hearthd doctor`, which owns the checks: they need the domain library (model files, onnxruntime, the
+/// database), which this client does not link. Its output and exit status are this command's.
+fn doctor(config: Option<&Path>, json: bool) -> Result<ExitCode> {
+    let hearthd = hearthd_program();
+    let mut command = std::process::Command::new(&hearthd);
+    command.arg("doctor");
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
     if json {
-        println!(
-            "{}",
-            json!({ "passed": doctor::passed(&checks), "checks": checks })
-        );
-    } else {
-        print!("{}", doctor::render(&checks));
+        command.arg("--json");
     }
-    if doctor::passed(&checks) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    let status = command.status().with_context(|| {
+        format!(
+            "cannot run {} doctor: hearth doctor runs on the box, where hearthd is installed (set HEARTH_HEARTHD \
+             to its path)",
+            hearthd.display()
+        )
+    })?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => bail!("hearthd doctor was killed by a signal"),
+    })
+}
+
+/// `$HEARTH_HEARTHD`, else `hearthd` on PATH (on NixOS the wrapped one, which finds onnxruntime), else next to
+/// this program (a build directory).
+fn hearthd_program() -> PathBuf {
+    if let Some(path) = std::env::var_os("HEARTH_HEARTHD") {
+        return PathBuf::from(path);
     }
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("hearthd"))
+            .find(|candidate| candidate.is_file())
+    });
+    let beside = || {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.join("hearthd")))
+            .filter(|path| path.is_file())
+    };
+    on_path
+        .or_else(beside)
+        .unwrap_or_else(|| PathBuf::from("hearthd"))
 }

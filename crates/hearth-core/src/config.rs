@@ -260,7 +260,7 @@ fn nearest<'a>(typed: &str, known: &[&'a str]) -> Option<&'a str> {
 }
 
 /// `scheme://user:password@host/…` with the password replaced; anything else unchanged.
-pub(crate) fn redact_url_password(url: &str) -> String {
+pub fn redact_url_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

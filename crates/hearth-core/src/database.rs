@@ -26,6 +26,19 @@ pub enum DatabaseConfigError {
     EmptyPassword(PathBuf),
 }
 
+/// A pool of at most `max_connections` that connects on first use: hearthd starts while PostgreSQL is still
+/// coming up, and `/readyz` says what it waits for.
+pub fn lazy_pool(
+    config: &DatabaseConfig,
+    credentials_dir: Option<&Path>,
+    max_connections: u32,
+) -> Result<sqlx::PgPool, DatabaseConfigError> {
+    Ok(sqlx::postgres::PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(std::time::Duration::from_secs(3))
+        .connect_lazy_with(connect_options(config, credentials_dir)?))
+}
+
 /// `database.url` with the password from `database.password_file`, else from the `postgres-password`
 /// credential when systemd passed one, else whatever the URL says.
 pub fn connect_options(

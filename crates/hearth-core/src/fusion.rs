@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use hearth_api::search::Retriever;
+
 use crate::store::search::Ranked;
 
 /// How two rankings become one.
@@ -27,7 +29,20 @@ pub const HYBRID: Fusion = Fusion::RelativeScore { vector_weight: 0.6 };
 pub struct Fused {
     pub chunk_id: i64,
     pub score: f64,
-    pub retrievers: Vec<&'static str>,
+    pub retrievers: Vec<Retriever>,
+}
+
+/// One retriever's ranking as the result: its own order and score, cut to `k`.
+pub fn single(retriever: Retriever, ranked: Vec<Ranked>, k: usize) -> Vec<Fused> {
+    ranked
+        .into_iter()
+        .take(k)
+        .map(|r| Fused {
+            chunk_id: r.chunk_id,
+            score: r.score,
+            retrievers: vec![retriever],
+        })
+        .collect()
 }
 
 /// Fuses two rankings (best first) into at most `k` chunks, best first; ties go to the lower chunk id.
@@ -39,8 +54,8 @@ pub fn fuse(fusion: Fusion, vector: &[Ranked], keyword: &[Ranked], k: usize) -> 
         }
     };
     for (name, ranked, weight) in [
-        ("vector", vector, vector_weight),
-        ("keyword", keyword, 1.0 - vector_weight),
+        (Retriever::Vector, vector, vector_weight),
+        (Retriever::Keyword, keyword, 1.0 - vector_weight),
     ] {
         let scores = match fusion {
             Fusion::ReciprocalRank { k, .. } => reciprocal_ranks(ranked.len(), k),
@@ -107,7 +122,7 @@ mod tests {
         ] {
             let fused = fuse(fusion, &vector, &keyword, 10);
             assert_eq!(fused[0].chunk_id, 2, "{fusion:?}: {fused:?}");
-            assert_eq!(fused[0].retrievers, ["vector", "keyword"]);
+            assert_eq!(fused[0].retrievers, [Retriever::Vector, Retriever::Keyword]);
             assert_eq!(fused.len(), 5);
         }
     }

@@ -1,5 +1,7 @@
-//! hearth's domain library. Binaries (hearthd, the `hearth` CLI) stay thin and call into this. hearth-firstboot
-//! has its own small library: it runs before everything else and must not link the embedding runtime.
+//! hearth-core: the domain (configuration, models and embedding, blobs, extraction, chunking, the PostgreSQL
+//! store). hearthd stays thin and goes through [`library::Library`], the one way into documents, jobs and search;
+//! clients speak HTTP with `hearth-api`'s types and do not link this crate. hearth-firstboot has its own small
+//! crate: it runs before everything else and must not link the embedding runtime.
 
 pub mod auth;
 pub mod blob;
@@ -7,7 +9,6 @@ pub mod chunk;
 pub mod config;
 pub mod database;
 pub mod digest;
-pub mod doctor;
 pub mod embed;
 pub mod extract;
 pub mod fusion;

@@ -40,6 +40,16 @@ pub enum Quantization {
     DynamicInt8,
 }
 
+impl Quantization {
+    /// The name manifests and `/v1/capabilities` use.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Quantization::None => "none",
+            Quantization::DynamicInt8 => "dynamic-int8",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelFile {

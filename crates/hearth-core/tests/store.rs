@@ -245,8 +245,8 @@ async fn an_upload_holds_no_database_connection_while_its_original_is_written() 
         .await
         .expect("the pool's only connection is free while the original is written");
     assert_eq!(answer, 1);
-    let (_, outcome) = uploading.await.expect("task").expect("upload");
-    assert_eq!(outcome, hearth_core::store::documents::Outcome::Created);
+    let uploaded = uploading.await.expect("task").expect("upload");
+    assert_eq!(uploaded.outcome, hearth_core::store::documents::Outcome::Created);
 }
 
 /// The lexicon with its unfolded changes, and the same statistics counted from the chunks themselves.

@@ -4,6 +4,7 @@
 //! The binaries come from `cargo xtask deps`, which records their paths in an env file in the cache directory.
 //! A missing dependency is an error that says to run that command, never a skipped test.
 
+pub mod api;
 pub mod corpus;
 mod deps;
 mod garage;
@@ -11,6 +12,7 @@ mod hearthd;
 mod postgres;
 mod process;
 
+pub use api::{Api, Reply};
 pub use deps::{Deps, ENV_FILE, cache_dir, test_python};
 pub use garage::TestGarage;
 pub use hearthd::TestHearthd;

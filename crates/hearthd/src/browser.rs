@@ -70,7 +70,7 @@ pub async fn guard(State(hosts): State<Arc<AllowedHosts>>, mut request: Request,
     {
         return secured(
             ApiError::Forbidden {
-                code: "host_not_allowed",
+                code: hearth_api::ErrorCode::HostNotAllowed,
                 message: format!(
                     "this hearth does not answer to the name '{}': if you reach it by that name, add it to \
                      api.allowed_hosts",
@@ -85,7 +85,7 @@ pub async fn guard(State(hosts): State<Arc<AllowedHosts>>, mut request: Request,
     if cross_site && changes_state {
         return secured(
             ApiError::Forbidden {
-                code: "cross_site",
+                code: hearth_api::ErrorCode::CrossSite,
                 message:
                     "a request from another site's page cannot change anything here: call the API from a \
                           client, or from a page hearth serves"

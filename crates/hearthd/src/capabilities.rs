@@ -5,8 +5,12 @@ use std::path::Path;
 
 use axum::Json;
 use axum::extract::State;
-use hearth_core::library::{MAX_K, MAX_QUERY_CHARS};
-use serde_json::{Value, json};
+use hearth_api::content_type::SUPPORTED;
+use hearth_api::search::{MAX_K, MAX_QUERY_CHARS, SearchMode};
+use hearth_api::status::{
+    BuildInfo, Capabilities, Chunking, EmbeddingSpace, EmbeddingSpaces, IngestInfo, Limits, LoadedModel,
+    ModelFile, ModelInfo, SearchInfo, SystemInfo,
+};
 
 use crate::http::{AppState, ModelState};
 
@@ -26,58 +30,81 @@ pub fn git_revision() -> &'static str {
 /// Where NixOS links the running system; its target's name is the generation's store path name.
 const NIXOS_CURRENT_SYSTEM: &str = "/run/current-system";
 
-pub async fn capabilities(State(state): State<AppState>) -> Json<Value> {
+/// What this hearthd is, runs and accepts.
+#[utoipa::path(get, path = "/v1/capabilities", tag = "status", responses((status = 200, body = Capabilities)))]
+pub async fn capabilities(State(state): State<AppState>) -> Json<Capabilities> {
     let config = &state.config;
-    let model = match state.model.get() {
+    let embedding_space = state.library.models().map(|models| EmbeddingSpaces {
+        active: EmbeddingSpace::from(&models.spaces.active),
+        target: models
+            .spaces
+            .switching()
+            .then(|| EmbeddingSpace::from(&models.spaces.target)),
+    });
+    Json(Capabilities {
+        hearth: BuildInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            revision: git_revision().into(),
+        },
+        system: SystemInfo {
+            nixos_generation: nixos_generation(Path::new(NIXOS_CURRENT_SYSTEM)),
+        },
+        model: model_info(state.model.get()),
+        embedding_space,
+        ingest: IngestInfo {
+            content_types: SUPPORTED.iter().map(|&kind| kind.to_owned()).collect(),
+            max_document_bytes: config.ingest.max_document_bytes,
+            chunking: Chunking {
+                max_tokens: config.ingest.chunking.max_tokens,
+                overlap_tokens: config.ingest.chunking.overlap_tokens,
+            },
+        },
+        search: SearchInfo {
+            modes: SearchMode::ALL.to_vec(),
+            max_k: MAX_K,
+            max_query_chars: MAX_QUERY_CHARS,
+        },
+        limits: Limits {
+            max_body_bytes: config.api.max_body_bytes,
+            max_inputs_per_request: config.api.max_inputs_per_request,
+            request_timeout_seconds: config.api.request_timeout_seconds,
+            max_concurrent_requests: config.api.max_concurrent_requests,
+            embedding_queue_capacity: config.embedding.queue_capacity,
+            max_batch_tokens: config.embedding.max_batch_tokens,
+        },
+    })
+}
+
+fn model_info(state: ModelState) -> ModelInfo {
+    match state {
         ModelState::Ready(embedder) => {
             let manifest = embedder.manifest();
-            json!({
-                "status": "ready",
-                "id": manifest.id,
-                "variant": manifest.variant,
-                "revision": manifest.revision,
-                "dims": manifest.dims,
-                "matryoshka_dims": manifest.matryoshka_dims,
-                "max_tokens": manifest.max_tokens,
-                "quantization": manifest.quantization,
-                "files": manifest.files,
-                "dir": embedder.model_dir(),
-                "onnxruntime": embedder.onnxruntime_path(),
-            })
+            ModelInfo::Ready(Box::new(LoadedModel {
+                id: manifest.id.clone(),
+                variant: manifest.variant.clone(),
+                revision: manifest.revision.clone(),
+                dims: manifest.dims,
+                matryoshka_dims: manifest.matryoshka_dims.clone(),
+                max_tokens: manifest.max_tokens,
+                quantization: manifest.quantization.label().into(),
+                files: manifest
+                    .files
+                    .iter()
+                    .map(|file| ModelFile {
+                        path: file.path.clone(),
+                        sha256: file.sha256.clone(),
+                    })
+                    .collect(),
+                dir: embedder.model_dir().display().to_string(),
+                onnxruntime: embedder.onnxruntime_path().display().to_string(),
+            }))
         }
-        ModelState::Loading { model, .. } => json!({ "status": "loading", "id": model }),
-        ModelState::Loaded(embedder) => json!({ "status": "loaded", "id": embedder.manifest().id }),
-        ModelState::Failed { model, .. } => json!({ "status": "failed", "id": model }),
-    };
-    let space = state.library.models().map(|models| {
-        json!({
-            "active": models.spaces.active,
-            "target": models.spaces.switching().then_some(&models.spaces.target),
-        })
-    });
-    Json(json!({
-        "hearth": {
-            "version": env!("CARGO_PKG_VERSION"),
-            "revision": git_revision(),
+        ModelState::Loading { model, .. } => ModelInfo::Loading { id: model },
+        ModelState::Loaded(embedder) => ModelInfo::Loaded {
+            id: embedder.manifest().id.clone(),
         },
-        "system": { "nixos_generation": nixos_generation(Path::new(NIXOS_CURRENT_SYSTEM)) },
-        "model": model,
-        "embedding_space": space,
-        "ingest": {
-            "content_types": hearth_core::extract::SUPPORTED,
-            "max_document_bytes": config.ingest.max_document_bytes,
-            "chunking": config.ingest.chunking,
-        },
-        "search": { "modes": ["hybrid", "vector", "keyword"], "max_k": MAX_K, "max_query_chars": MAX_QUERY_CHARS },
-        "limits": {
-            "max_body_bytes": config.api.max_body_bytes,
-            "max_inputs_per_request": config.api.max_inputs_per_request,
-            "request_timeout_seconds": config.api.request_timeout_seconds,
-            "max_concurrent_requests": config.api.max_concurrent_requests,
-            "embedding_queue_capacity": config.embedding.queue_capacity,
-            "max_batch_tokens": config.embedding.max_batch_tokens,
-        },
-    }))
+        ModelState::Failed { model, .. } => ModelInfo::Failed { id: model },
+    }
 }
 
 /// The store path name of the running NixOS generation (`…-nixos-system-hearth-26.05…`), or `None` off NixOS.

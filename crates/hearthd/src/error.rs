@@ -5,10 +5,10 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hearth_api::{ErrorBody, ErrorCode};
 use hearth_core::embed::EmbedError;
 use hearth_core::extract::ExtractError;
 use hearth_core::library::LibraryError;
-use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -39,7 +39,7 @@ pub enum ApiError {
     #[error("{0}")]
     Unauthorized(String),
     #[error("{message}")]
-    Forbidden { code: &'static str, message: String },
+    Forbidden { code: ErrorCode, message: String },
     #[error("there is nothing at {path}: hearth's routes are listed in its README (HTTP API)")]
     NoRoute { path: String },
     #[error("{method} is not allowed on this route: the Allow header lists what is")]
@@ -54,28 +54,32 @@ pub enum ApiError {
 
 impl ApiError {
     /// Status, stable machine code, and the message shown to the client.
-    pub fn parts(&self) -> (StatusCode, &'static str, String) {
+    pub fn parts(&self) -> (StatusCode, ErrorCode, String) {
         let message = self.to_string();
         match self {
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request", message),
-            ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message),
+            ApiError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, message)
+            }
             ApiError::HeadersTooLarge { .. } => (
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "headers_too_large",
+                ErrorCode::HeadersTooLarge,
                 message,
             ),
-            ApiError::TooManyInputs { .. } => (StatusCode::BAD_REQUEST, "too_many_inputs", message),
-            ApiError::ModelNotFound { .. } => (StatusCode::NOT_FOUND, "model_not_found", message),
-            ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", message),
-            ApiError::Timeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, "timeout", message),
-            ApiError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", message),
-            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", message),
-            ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code, message),
-            ApiError::NoRoute { .. } => (StatusCode::NOT_FOUND, "no_route", message),
-            ApiError::MethodNotAllowed { .. } => {
-                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
-            }
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
+            ApiError::TooManyInputs { .. } => (StatusCode::BAD_REQUEST, ErrorCode::TooManyInputs, message),
+            ApiError::ModelNotFound { .. } => (StatusCode::NOT_FOUND, ErrorCode::ModelNotFound, message),
+            ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::NotReady, message),
+            ApiError::Timeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Timeout, message),
+            ApiError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Overloaded, message),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message),
+            ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, *code, message),
+            ApiError::NoRoute { .. } => (StatusCode::NOT_FOUND, ErrorCode::NoRoute, message),
+            ApiError::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::MethodNotAllowed,
+                message,
+            ),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, message),
             ApiError::Embed(error) => embed_parts(error, message),
             ApiError::Library(error) => library_parts(error, message),
         }
@@ -94,15 +98,21 @@ impl ApiError {
     }
 }
 
-fn embed_parts(error: &EmbedError, message: String) -> (StatusCode, &'static str, String) {
+fn embed_parts(error: &EmbedError, message: String) -> (StatusCode, ErrorCode, String) {
     use EmbedError as E;
     match error {
-        E::NoInputs | E::EmptyInput { .. } => (StatusCode::BAD_REQUEST, "invalid_input", message),
-        E::InputTooLong { .. } => (StatusCode::BAD_REQUEST, "input_too_long", message),
-        E::DimensionsNotSupported { .. } => (StatusCode::BAD_REQUEST, "dimensions_not_supported", message),
-        E::QueueFull { .. } => (StatusCode::TOO_MANY_REQUESTS, "queue_full", message),
-        E::RequestLargerThanQueue { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_inputs", message),
-        E::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message),
+        E::NoInputs | E::EmptyInput { .. } => (StatusCode::BAD_REQUEST, ErrorCode::InvalidInput, message),
+        E::InputTooLong { .. } => (StatusCode::BAD_REQUEST, ErrorCode::InputTooLong, message),
+        E::DimensionsNotSupported { .. } => (
+            StatusCode::BAD_REQUEST,
+            ErrorCode::DimensionsNotSupported,
+            message,
+        ),
+        E::QueueFull { .. } => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::QueueFull, message),
+        E::RequestLargerThanQueue { .. } => {
+            (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooManyInputs, message)
+        }
+        E::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ShuttingDown, message),
         E::Model(_)
         | E::OnnxRuntimeNotConfigured
         | E::OnnxRuntime { .. }
@@ -111,53 +121,64 @@ fn embed_parts(error: &EmbedError, message: String) -> (StatusCode, &'static str
         | E::Tokenizer(_)
         | E::Inference(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "internal error".into(),
         ),
     }
 }
 
-fn library_parts(error: &LibraryError, message: String) -> (StatusCode, &'static str, String) {
+fn library_parts(error: &LibraryError, message: String) -> (StatusCode, ErrorCode, String) {
     use LibraryError as L;
     match error {
         L::Extract(extract) => match extract {
             ExtractError::Unsupported(_) | ExtractError::Charset(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 message,
             ),
-            ExtractError::Empty => (StatusCode::UNPROCESSABLE_ENTITY, "empty_document", message),
-            ExtractError::InvalidUtf8 { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_utf8", message),
+            ExtractError::Empty => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::EmptyDocument,
+                message,
+            ),
+            ExtractError::InvalidUtf8 { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidUtf8, message)
+            }
             ExtractError::Pdf(_)
             | ExtractError::Html(_)
             | ExtractError::NoText
             | ExtractError::TooManyPages { .. }
-            | ExtractError::Encrypted => (StatusCode::UNPROCESSABLE_ENTITY, "unreadable_document", message),
+            | ExtractError::Encrypted => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::UnreadableDocument,
+                message,
+            ),
         },
-        L::MetadataNotObject => (StatusCode::BAD_REQUEST, "invalid_metadata", message),
-        L::UnstorableText { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_text", message),
-        L::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query", message),
-        L::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", message),
-        L::ModelNotReady | L::Starting => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", message),
+        L::MetadataNotObject => (StatusCode::BAD_REQUEST, ErrorCode::InvalidMetadata, message),
+        L::UnstorableText { .. } => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidText, message),
+        L::InvalidQuery(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidQuery, message),
+        L::InvalidRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message),
+        L::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound, message),
+        L::ModelNotReady | L::Starting => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::NotReady, message),
         L::Embed(error) => embed_parts(error, message),
         L::Store(error) if error.is_transient() => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
+            ErrorCode::DatabaseUnavailable,
             "the database is not reachable right now; try again shortly".into(),
         ),
         L::Store(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "internal error".into(),
         ),
         L::Blob(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "blob_store_unavailable",
+            ErrorCode::BlobStoreUnavailable,
             "the blob store is not reachable right now; try again shortly".into(),
         ),
         L::Internal(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "internal error".into(),
         ),
     }
@@ -165,10 +186,13 @@ fn library_parts(error: &LibraryError, message: String) -> (StatusCode, &'static
 
 impl ApiError {
     /// Renders with the given body builder, adding Retry-After where waiting helps.
-    pub fn render(&self, body: impl FnOnce(StatusCode, &str, &str) -> serde_json::Value) -> Response {
+    pub fn render<B: serde::Serialize>(
+        &self,
+        body: impl FnOnce(StatusCode, ErrorCode, String) -> B,
+    ) -> Response {
         let (status, code, message) = self.parts();
         self.log(status);
-        let mut response = (status, Json(body(status, code, &message))).into_response();
+        let mut response = (status, Json(body(status, code, message))).into_response();
         if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
@@ -185,6 +209,6 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        self.render(|_, code, message| json!({ "code": code, "message": message }))
+        self.render(|_, code, message| ErrorBody { code, message })
     }
 }

@@ -9,17 +9,19 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use hearth_api::status::{
+    self as api, BlobsState, ComponentStatus, DatabaseState, Health, QueueState, Readiness, ReadyStatus,
+    SchemaState, SchemaStatus, Serving,
+};
 use hearth_core::config::Config;
 use hearth_core::embed::Embedder;
 use hearth_core::library::Library;
 use prometheus_client::registry::Registry;
-use serde_json::{Value, json};
-use sqlx::PgPool;
 
 use crate::auth::{self, Auth};
 use crate::error::ApiError;
 use crate::observe::{self, HttpMetrics};
-use crate::{browser, capabilities, documents, openai};
+use crate::{browser, capabilities, documents, openai, openapi};
 
 #[derive(Clone)]
 pub enum ModelState {
@@ -69,7 +71,6 @@ impl ModelSlot {
 
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: PgPool,
     pub library: Arc<Library>,
     pub config: Arc<Config>,
     pub model: ModelSlot,
@@ -79,7 +80,6 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(
-        pool: PgPool,
         library: Arc<Library>,
         config: Arc<Config>,
         registry: Registry,
@@ -90,7 +90,6 @@ impl AppState {
             model: config.embedding.model_dir.display().to_string(),
         };
         Self {
-            pool,
             library,
             config,
             model: ModelSlot(Arc::new(RwLock::new(loading))),
@@ -108,6 +107,7 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi::document))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::models))
         .route("/v1/capabilities", get(capabilities::capabilities))
@@ -265,107 +265,186 @@ async fn check_headers(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-async fn healthz() -> impl IntoResponse {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "status", responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
 /// Ready when the database answers with pgvector at the current schema, the blob store takes a write, read and
 /// delete, and the model is loaded; otherwise 503 with the same JSON naming what is missing. `serving` says which
 /// parts of the API work meanwhile (embeddings without a database, documents and keyword search without a model).
-async fn readyz(State(state): State<AppState>) -> Response {
-    let probe = sqlx::query_as::<_, (String, Option<String>)>(
-        "SELECT current_setting('server_version'), \
-                (SELECT extversion FROM pg_extension WHERE extname = 'vector')",
-    )
-    .fetch_one(&state.pool)
-    .await;
-    let (database, database_ok) = match probe {
-        Ok((postgres, Some(pgvector))) => (json!({ "postgres": postgres, "pgvector": pgvector }), true),
-        Ok((postgres, None)) => (
-            json!({ "postgres": postgres, "error": "pgvector is missing: run CREATE EXTENSION vector as superuser" }),
-            false,
-        ),
-        Err(error) => {
-            tracing::warn!(%error, "database not reachable");
-            (json!({ "error": "waiting for the database" }), false)
-        }
+#[utoipa::path(
+    get, path = "/readyz", tag = "status",
+    responses(
+        (status = 200, description = "Everything is ready", body = Readiness),
+        (status = 503, description = "Something is missing: the body says what", body = Readiness),
+    ),
+)]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let readiness = readiness(&state).await;
+    let status = match readiness.status {
+        ReadyStatus::Ready => StatusCode::OK,
+        ReadyStatus::NotReady => StatusCode::SERVICE_UNAVAILABLE,
     };
-    let (model, model_ok) = match state.model.get() {
-        ModelState::Ready(embedder) => (
-            json!({ "status": "ready", "id": embedder.manifest().id, "dims": embedder.manifest().dims }),
-            true,
-        ),
-        ModelState::Loading { since, model } => (
-            json!({ "status": "loading", "model": model, "elapsed_seconds": since.elapsed().as_secs() }),
-            false,
-        ),
-        ModelState::Loaded(embedder) => (
-            json!({ "status": "loaded", "id": embedder.manifest().id, "dims": embedder.manifest().dims,
-                    "waiting_for": "the database" }),
-            false,
-        ),
-        ModelState::Failed { model, reason } => (
-            json!({ "status": "failed", "model": model, "error": reason }),
-            false,
-        ),
-    };
-    let (schema, schema_ok) = match hearth_core::store::schema_version(&state.pool).await {
-        Ok((applied, newest)) if applied == Some(newest) && state.library.pool().is_ok() => {
-            (json!({ "version": newest, "status": "current" }), true)
-        }
-        Ok((applied, newest)) => (
-            json!({ "version": applied, "expected": newest, "status": "migrating" }),
-            false,
-        ),
-        Err(_) => (json!({ "status": "unknown" }), false),
-    };
-    let store = state.library.blobs();
-    let (blobs, blobs_ok) = match store.probe().await {
-        Ok(()) => (json!({ "status": "ready", "store": store.describe() }), true),
-        Err(error) => {
-            tracing::warn!(%error, "the blob store probe failed");
-            (
-                json!({ "status": "failed", "store": store.describe(), "error": error.to_string() }),
-                false,
-            )
-        }
-    };
-    let queue = match state.library.queue_depth().await {
-        Ok((depth, oldest)) => json!({ "depth": depth, "oldest_seconds": oldest }),
-        Err(_) => Value::Null,
-    };
-    let ready = database_ok && schema_ok && blobs_ok && model_ok;
-    // Each part of the API serves as soon as what it needs is there: embeddings need only the model.
-    let embeddings = state.model.embedder().is_ok();
-    let documents_ok = database_ok && schema_ok && blobs_ok;
-    let serving = json!({
-        "embeddings": embeddings,
-        "documents": documents_ok,
-        "keyword_search": documents_ok,
-        "search": ready,
-    });
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "database": database,
-        "schema": schema,
-        "blobs": blobs,
-        "model": model,
-        "queue": queue,
-        "serving": serving,
-    });
-    (status, Json(body)).into_response()
+    (status, Json(readiness)).into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
-    state
-        .http_metrics
-        .refresh(&state.pool, state.library.pool().is_ok())
-        .await;
+async fn readiness(state: &AppState) -> Readiness {
+    let library = &state.library;
+    let (database, database_ok) = database_state(library).await;
+    let (schema, schema_ok) = schema_state(library).await;
+    let (blobs, blobs_ok) = blobs_state(library).await;
+    let (model, model_ok) = model_state(state.model.get());
+    let queue = library
+        .queue_depth()
+        .await
+        .ok()
+        .map(|(depth, oldest_seconds)| QueueState {
+            depth,
+            oldest_seconds,
+        });
+    let ready = database_ok && schema_ok && blobs_ok && model_ok;
+    // Each part of the API serves as soon as what it needs is there: embeddings need only the model.
+    let documents = database_ok && schema_ok && blobs_ok;
+    Readiness {
+        status: if ready {
+            ReadyStatus::Ready
+        } else {
+            ReadyStatus::NotReady
+        },
+        database,
+        schema,
+        blobs,
+        model,
+        queue,
+        serving: Serving {
+            embeddings: state.model.embedder().is_ok(),
+            documents,
+            keyword_search: documents,
+            search: ready,
+        },
+    }
+}
+
+async fn database_state(library: &Library) -> (DatabaseState, bool) {
+    match library.probe_database().await {
+        Ok(probe) => {
+            let problem = probe.problem();
+            let ok = problem.is_none();
+            let state = DatabaseState {
+                postgres: Some(probe.postgres),
+                pgvector: probe.pgvector,
+                error: problem.map(|problem| problem.to_string()),
+            };
+            (state, ok)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "database not reachable");
+            let state = DatabaseState {
+                error: Some("waiting for the database".into()),
+                ..DatabaseState::default()
+            };
+            (state, false)
+        }
+    }
+}
+
+async fn schema_state(library: &Library) -> (SchemaState, bool) {
+    match library.schema_version().await {
+        Ok((applied, newest)) if applied == Some(newest) && library.pool().is_ok() => {
+            let state = SchemaState {
+                status: SchemaStatus::Current,
+                version: Some(newest),
+                expected: None,
+            };
+            (state, true)
+        }
+        Ok((applied, newest)) => {
+            let state = SchemaState {
+                status: SchemaStatus::Migrating,
+                version: applied,
+                expected: Some(newest),
+            };
+            (state, false)
+        }
+        Err(_) => {
+            let state = SchemaState {
+                status: SchemaStatus::Unknown,
+                version: None,
+                expected: None,
+            };
+            (state, false)
+        }
+    }
+}
+
+async fn blobs_state(library: &Library) -> (BlobsState, bool) {
+    let store = library.blobs();
+    match store.probe().await {
+        Ok(()) => {
+            let state = BlobsState {
+                status: ComponentStatus::Ready,
+                store: store.describe().to_owned(),
+                error: None,
+            };
+            (state, true)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "the blob store probe failed");
+            let state = BlobsState {
+                status: ComponentStatus::Failed,
+                store: store.describe().to_owned(),
+                error: Some(error.to_string()),
+            };
+            (state, false)
+        }
+    }
+}
+
+fn model_state(model: ModelState) -> (api::ModelState, bool) {
+    match model {
+        ModelState::Ready(embedder) => {
+            let manifest = embedder.manifest();
+            let state = api::ModelState::Ready {
+                id: manifest.id.clone(),
+                dims: manifest.dims,
+            };
+            (state, true)
+        }
+        ModelState::Loading { since, model } => {
+            let state = api::ModelState::Loading {
+                model,
+                elapsed_seconds: since.elapsed().as_secs(),
+            };
+            (state, false)
+        }
+        ModelState::Loaded(embedder) => {
+            let manifest = embedder.manifest();
+            let state = api::ModelState::Loaded {
+                id: manifest.id.clone(),
+                dims: manifest.dims,
+                waiting_for: "the database".into(),
+            };
+            (state, false)
+        }
+        ModelState::Failed { model, reason } => (api::ModelState::Failed { model, error: reason }, false),
+    }
+}
+
+/// Prometheus series, in OpenMetrics text.
+#[utoipa::path(
+    get, path = "/metrics", tag = "status",
+    responses(
+        (status = 200, description = "OpenMetrics text exposition",
+         content((String = "application/openmetrics-text; version=1.0.0; charset=utf-8"))),
+    ),
+)]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    state.http_metrics.refresh(&state.library).await;
     let mut body = String::new();
     if let Err(error) = prometheus_client::encoding::text::encode(&mut body, &state.registry) {
         return ApiError::Internal(format!("encoding metrics: {error}")).into_response();

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use hearth_core::auth::Identity;
+use hearth_core::library::{Library, LibraryError};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -16,7 +17,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
-use sqlx::PgPool;
 
 use crate::capabilities::git_revision;
 
@@ -115,21 +115,17 @@ impl HttpMetrics {
 
     /// Reads what is only known by asking: document counts (skipped, keeping the last values, when the database
     /// does not answer within a second) and the pool's connections.
-    pub async fn refresh(&self, pool: &PgPool, schema_ready: bool) {
-        let size = i64::from(pool.size());
-        let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
+    pub async fn refresh(&self, library: &Library) {
+        let (size, idle) = library.connections();
+        let size = i64::from(size);
+        let idle = i64::try_from(idle).unwrap_or(i64::MAX);
         self.pool_connections
             .get_or_create(&PoolLabel { state: "idle" })
             .set(idle);
         self.pool_connections
             .get_or_create(&PoolLabel { state: "in_use" })
             .set(size - idle);
-        if !schema_ready {
-            return;
-        }
-        let counts =
-            sqlx::query_as::<_, (String, i64)>("SELECT status, count(*) FROM documents GROUP BY status")
-                .fetch_all(pool);
+        let counts = library.document_counts();
         match tokio::time::timeout(Duration::from_secs(1), counts).await {
             Ok(Ok(rows)) => {
                 for status in DOCUMENT_STATUSES {
@@ -141,6 +137,8 @@ impl HttpMetrics {
                         .set(count);
                 }
             }
+            // Before the schema is ready there is nothing to count yet.
+            Ok(Err(LibraryError::Starting)) => {}
             Ok(Err(error)) => tracing::debug!(%error, "cannot count documents for the metrics"),
             Err(_) => tracing::debug!("counting documents for the metrics took over a second"),
         }

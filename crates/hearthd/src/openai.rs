@@ -8,9 +8,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use hearth_api::openai::{
+    Embedding, EmbeddingInput, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse, EncodingFormat,
+    InputType, ModelList, ModelObject, Usage,
+};
+use hearth_api::{OpenAiErrorBody, error::OpenAiError as OpenAiErrorDetail};
 use hearth_core::embed::{EmbedRequest, Embedder, InputKind, Priority};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::http::AppState;
@@ -44,58 +47,32 @@ impl IntoResponse for OpenAiError {
             } else {
                 "invalid_request_error"
             };
-            json!({ "error": { "message": message, "type": kind, "code": code } })
+            OpenAiErrorBody {
+                error: OpenAiErrorDetail {
+                    message,
+                    kind: kind.to_owned(),
+                    code,
+                },
+            }
         })
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Input {
-    One(String),
-    Many(Vec<String>),
-    Tokens(Vec<i64>),
-    TokenBatches(Vec<Vec<i64>>),
-}
-
-#[derive(Debug, Deserialize, Clone, Copy, Default)]
-#[serde(rename_all = "lowercase")]
-enum EncodingFormat {
-    #[default]
-    Float,
-    Base64,
-}
-
-#[derive(Debug, Deserialize, Clone, Copy, Default)]
-#[serde(rename_all = "lowercase")]
-enum InputType {
-    Query,
-    #[default]
-    Document,
-}
-
-#[derive(Debug, Deserialize)]
-struct EmbeddingsRequest {
-    input: Input,
-    model: Option<String>,
-    #[serde(default)]
-    encoding_format: EncodingFormat,
-    dimensions: Option<usize>,
-    /// Accepted for compatibility; hearth keeps no per-user state.
-    #[allow(dead_code)]
-    user: Option<String>,
-    /// hearth extension: cut over-long inputs instead of refusing them (reported in `truncated`).
-    #[serde(default)]
-    truncate: bool,
-    /// hearth extension: which task prefix the model gets (`document` unless told otherwise).
-    #[serde(default)]
-    input_type: InputType,
-}
-
+/// OpenAI-compatible embeddings from the model on the box.
+#[utoipa::path(
+    post, path = "/v1/embeddings", tag = "openai",
+    request_body = EmbeddingsRequest,
+    responses(
+        (status = 200, body = EmbeddingsResponse),
+        (status = 400, body = OpenAiErrorBody), (status = 404, body = OpenAiErrorBody),
+        (status = 413, body = OpenAiErrorBody), (status = 429, body = OpenAiErrorBody),
+        (status = 503, body = OpenAiErrorBody),
+    ),
+)]
 pub async fn embeddings(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, OpenAiError> {
+) -> Result<Json<EmbeddingsResponse>, OpenAiError> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge {
@@ -111,10 +88,10 @@ pub async fn embeddings(
     let embedder = state.model.embedder()?;
     check_model(&embedder, request.model.as_deref())?;
     let inputs = match request.input {
-        Input::One(text) => vec![text],
-        Input::Many(texts) => texts,
-        Input::Tokens(tokens) => return Err(token_arrays_unsupported(tokens.len()).into()),
-        Input::TokenBatches(batches) => {
+        EmbeddingInput::One(text) => vec![text],
+        EmbeddingInput::Many(texts) => texts,
+        EmbeddingInput::Tokens(tokens) => return Err(token_arrays_unsupported(tokens.len()).into()),
+        EmbeddingInput::TokenBatches(batches) => {
             return Err(token_arrays_unsupported(batches.iter().map(Vec::len).sum()).into());
         }
     };
@@ -141,44 +118,54 @@ pub async fn embeddings(
     let embedded = pending.wait().await?;
 
     let prompt_tokens: usize = embedded.tokens.iter().sum();
-    let data: Vec<Value> = embedded
+    let data = embedded
         .vectors
-        .iter()
+        .into_iter()
         .enumerate()
-        .map(|(index, vector)| {
-            let embedding = match request.encoding_format {
-                EncodingFormat::Float => json!(vector),
-                EncodingFormat::Base64 => {
-                    let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
-                    json!(base64::engine::general_purpose::STANDARD.encode(bytes))
-                }
-            };
-            json!({ "object": "embedding", "index": index, "embedding": embedding })
+        .map(|(index, vector)| Embedding {
+            object: "embedding".into(),
+            index,
+            embedding: encode(vector, request.encoding_format),
         })
         .collect();
-    let mut response = json!({
-        "object": "list",
-        "data": data,
-        "model": embedder.manifest().id,
-        "usage": { "prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens },
-    });
-    if !embedded.truncated.is_empty() {
-        response["truncated"] = json!(embedded.truncated);
-    }
-    Ok(Json(response))
+    Ok(Json(EmbeddingsResponse {
+        object: "list".into(),
+        data,
+        model: embedder.manifest().id.clone(),
+        usage: Usage {
+            prompt_tokens,
+            total_tokens: prompt_tokens,
+        },
+        truncated: embedded.truncated,
+    }))
 }
 
-pub async fn models(State(state): State<AppState>) -> Result<Json<Value>, OpenAiError> {
+fn encode(vector: Vec<f32>, format: EncodingFormat) -> EmbeddingVector {
+    match format {
+        EncodingFormat::Float => EmbeddingVector::Float(vector.into_iter().map(f64::from).collect()),
+        EncodingFormat::Base64 => {
+            let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+            EmbeddingVector::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
+    }
+}
+
+/// The model this hearthd serves.
+#[utoipa::path(
+    get, path = "/v1/models", tag = "openai",
+    responses((status = 200, body = ModelList), (status = 503, body = OpenAiErrorBody)),
+)]
+pub async fn models(State(state): State<AppState>) -> Result<Json<ModelList>, OpenAiError> {
     let embedder = state.model.embedder()?;
-    Ok(Json(json!({
-        "object": "list",
-        "data": [{
-            "id": embedder.manifest().id,
-            "object": "model",
-            "created": 0,
-            "owned_by": "hearth",
+    Ok(Json(ModelList {
+        object: "list".into(),
+        data: vec![ModelObject {
+            id: embedder.manifest().id.clone(),
+            object: "model".into(),
+            created: 0,
+            owned_by: "hearth".into(),
         }],
-    })))
+    }))
 }
 
 fn token_arrays_unsupported(tokens: usize) -> ApiError {

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{database_name, ready};
+use common::database_name;
 use hearth_testkit::{TestHearthd, TestPostgres};
 use serde_json::Value;
 
@@ -56,7 +56,7 @@ fn long_text() -> String {
 }
 
 async fn upload(hearthd: &TestHearthd, text: &str) -> String {
-    ready(hearthd).await;
+    hearthd.ready().await;
     let response: Value = reqwest::Client::new()
         .post(format!("{}/v1/documents", hearthd.url))
         .header("content-type", "text/plain")
@@ -283,7 +283,7 @@ async fn a_kill_during_a_burst_of_uploads_loses_no_acknowledged_document_and_lea
     let url = postgres.create_database().expect("database");
     let database = database_name(&url);
     let mut first = TestHearthd::start(Path::new(HEARTHD), &url, &SETTINGS).expect("hearthd");
-    ready(&first).await;
+    first.ready().await;
     let burst = tokio::spawn(upload_until_refused(first.url.clone(), 8));
     // Strike once a good number are acknowledged, with uploads, writes and jobs in flight.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -315,7 +315,7 @@ async fn a_kill_during_a_burst_of_uploads_loses_no_acknowledged_document_and_lea
         ("HEARTH_BLOBS__SWEEP_GRACE_SECONDS", "0"),
     ]);
     let second = TestHearthd::start(Path::new(HEARTHD), &url, &settings).expect("hearthd again");
-    ready(&second).await;
+    second.ready().await;
     let http = reqwest::Client::new();
     for (id, text) in &acknowledged {
         let document = wait_for(&second, id, "ready", Duration::from_secs(180)).await;

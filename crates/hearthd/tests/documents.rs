@@ -11,14 +11,14 @@ use serde_json::{Value, json};
 
 const HEARTHD: &str = env!("CARGO_BIN_EXE_hearthd");
 
-struct Box {
+struct Appliance {
     hearthd: TestHearthd,
     http: reqwest::Client,
     // Dropped after hearthd.
     _postgres: TestPostgres,
 }
 
-impl Box {
+impl Appliance {
     fn start(extra: &[(&str, &str)]) -> Self {
         let postgres = TestPostgres::start().expect("postgres");
         let database = postgres.create_database().expect("database");
@@ -32,15 +32,7 @@ impl Box {
 
     /// Waits for /readyz: schema migrated and model loaded.
     async fn ready(self) -> Self {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.get("/readyz").await.0 != StatusCode::OK {
-            assert!(
-                Instant::now() < deadline,
-                "never ready:\n{}",
-                self.hearthd.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.hearthd.ready().await;
         self
     }
 
@@ -118,7 +110,7 @@ const GARAGE: &str = "Garage is a lightweight object store that speaks the S3 pr
 
 #[tokio::test(flavor = "multi_thread")]
 async fn upload_three_ways_then_search_read_and_delete() {
-    let hub = Box::start(&[]).ready().await;
+    let hub = Appliance::start(&[]).ready().await;
     let (status, bread) = hub
         .upload_raw(
             BREAD.as_bytes(),
@@ -266,7 +258,7 @@ async fn upload_three_ways_then_search_read_and_delete() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_bytes_are_one_document_and_an_external_id_gets_versions() {
-    let hub = Box::start(&[]).ready().await;
+    let hub = Appliance::start(&[]).ready().await;
     let (first_status, first) = hub.upload_raw(GARAGE.as_bytes(), "text/plain", "").await;
     let (again_status, again) = hub.upload_raw(GARAGE.as_bytes(), "text/plain", "").await;
     assert_eq!(first_status, StatusCode::ACCEPTED);
@@ -312,7 +304,7 @@ async fn the_same_bytes_are_one_document_and_an_external_id_gets_versions() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_gets_the_status_that_says_what_to_change() {
-    let hub = Box::start(&[("HEARTH_INGEST__MAX_DOCUMENT_BYTES", "1000")])
+    let hub = Appliance::start(&[("HEARTH_INGEST__MAX_DOCUMENT_BYTES", "1000")])
         .ready()
         .await;
     let cases: [(&[u8], &str, &str, StatusCode, &str); 6] = [
@@ -402,7 +394,7 @@ async fn bad_input_gets_the_status_that_says_what_to_change() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pdf_text_layer_is_searchable() {
-    let hub = Box::start(&[]).ready().await;
+    let hub = Appliance::start(&[]).ready().await;
     let pdf = common::pdf_with_text("Lighthouses guide the ships home at night");
     let (status, uploaded) = hub.upload_raw(&pdf, "application/pdf", "?title=Lighthouse").await;
     assert_eq!(status, StatusCode::ACCEPTED, "{uploaded}");
@@ -425,7 +417,7 @@ async fn originals_can_live_in_garage() {
     ] {
         std::fs::write(credentials.path().join(name), value).expect("write");
     }
-    let hub = Box::start(&[
+    let hub = Appliance::start(&[
         ("HEARTH_BLOBS__BACKEND", "s3"),
         ("HEARTH_BLOBS__ENDPOINT", &garage.s3_endpoint),
         ("HEARTH_BLOBS__BUCKET", &garage.bucket),
@@ -478,7 +470,7 @@ async fn originals_can_live_in_garage() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_concurrent_search_sees_the_old_version_or_the_new_one_never_a_mix() {
-    let hub = Box::start(&[
+    let hub = Appliance::start(&[
         ("HEARTH_INGEST__CHUNKING__MAX_TOKENS", "16"),
         ("HEARTH_INGEST__CHUNKING__OVERLAP_TOKENS", "0"),
         ("HEARTH_EMBEDDING__MAX_BATCH_INPUTS", "2"),
@@ -580,7 +572,7 @@ fn sample(samples: &[Value], name: &str, labels: &[(&str, &str)]) -> Option<f64>
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_parse_and_carry_every_series_after_real_traffic() {
-    let hearth = Box::start(&[]).ready().await;
+    let hearth = Appliance::start(&[]).ready().await;
     let (status, created) = hearth
         .upload_raw(BREAD.as_bytes(), "text/markdown", "?title=bread")
         .await;

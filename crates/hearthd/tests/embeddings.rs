@@ -1,7 +1,5 @@
 //! `/v1/embeddings` and `/v1/models` over real HTTP, with the real model.
 
-use std::time::{Duration, Instant};
-
 use base64::Engine as _;
 use hearth_testkit::{TestHearthd, TestPostgres};
 use serde_json::{Value, json};
@@ -25,15 +23,7 @@ impl Server {
             _postgres: postgres,
             client: reqwest::Client::new(),
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while server.get("/v1/models").await.0 != 200 {
-            assert!(
-                Instant::now() < deadline,
-                "model never loaded:\n{}",
-                server.hearthd.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        server.hearthd.serving("/v1/models").await;
         server
     }
 

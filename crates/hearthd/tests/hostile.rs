@@ -166,7 +166,7 @@ async fn files_built_to_break_the_parser_fail_their_document_plainly_and_hearthd
         ],
     )
     .expect("hearthd");
-    common::ready(&hearthd).await;
+    hearthd.ready().await;
     let pid = hearthd.pid();
     let http = reqwest::Client::new();
 
@@ -280,7 +280,7 @@ async fn hostile_requests_get_a_4xx_that_says_what_to_change() {
     let postgres = TestPostgres::start().expect("postgres");
     let database = postgres.create_database().expect("database");
     let hearthd = TestHearthd::start(Path::new(HEARTHD), &database, &[]).expect("hearthd");
-    common::ready(&hearthd).await;
+    hearthd.ready().await;
     let pid = hearthd.pid();
     let http = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", hearthd.url);
@@ -563,7 +563,7 @@ async fn a_browser_page_from_another_site_cannot_reach_read_or_change_anything()
         &[("HEARTH_API__ALLOWED_HOSTS", "[\"notes.example.org\"]")],
     )
     .expect("hearthd");
-    common::ready(&hearthd).await;
+    hearthd.ready().await;
     let http = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", hearthd.url);
     let port = hearthd.url.rsplit(':').next().expect("port").to_owned();

@@ -1,7 +1,6 @@
 //! The official `openai` Python client against the real hearthd: what every RAG tool will do.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use hearth_testkit::{TestHearthd, TestPostgres, test_python};
 use serde_json::Value;
@@ -48,20 +47,7 @@ async fn the_official_openai_client_embeds_a_string_and_a_batch() {
     let database_url = postgres.create_database().expect("database");
     let hearthd =
         TestHearthd::start(env!("CARGO_BIN_EXE_hearthd").as_ref(), &database_url, &[]).expect("hearthd");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while reqwest::get(format!("{}/v1/models", hearthd.url))
-        .await
-        .expect("models")
-        .status()
-        != 200
-    {
-        assert!(
-            Instant::now() < deadline,
-            "model never loaded:\n{}",
-            hearthd.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    hearthd.serving("/v1/models").await;
 
     let url = hearthd.url.clone();
     let output = tokio::task::spawn_blocking(move || {

@@ -26,7 +26,7 @@ impl Store {
         let postgres = TestPostgres::start().expect("postgres");
         let database = postgres.create_database().expect("database");
         let hearthd = TestHearthd::start(Path::new(HEARTHD), &database, extra).expect("hearthd");
-        common::ready(&hearthd).await;
+        hearthd.ready().await;
         Self {
             hearthd,
             http: reqwest::Client::new(),

@@ -8,7 +8,6 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::ready;
 use hearth_testkit::corpus::{Corpus, KnownItem, known_item_scores};
 use hearth_testkit::{TestHearthd, TestPostgres};
 use serde_json::{Value, json};
@@ -40,7 +39,7 @@ async fn evaluate(corpus: Corpus, floors: Floors) {
     let postgres = TestPostgres::start().expect("postgres");
     let url = postgres.create_database().expect("database");
     let hearthd = TestHearthd::start(Path::new(HEARTHD), &url, &[]).expect("hearthd");
-    ready(&hearthd).await;
+    hearthd.ready().await;
     ingest(&hearthd, &items).await;
     let mut report = Vec::new();
     for mode in ["vector", "keyword", "hybrid"] {

@@ -8,24 +8,9 @@ use serde_json::{Value, json};
 
 const HEARTHD: &str = env!("CARGO_BIN_EXE_hearthd");
 
+/// The kit's wait for `/readyz` 200, with the body as JSON for these tests' field-by-field assertions.
 async fn wait_ready(hearthd: &TestHearthd) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let response = reqwest::get(format!("{}/readyz", hearthd.url))
-            .await
-            .expect("readyz");
-        let status = response.status();
-        let body: Value = response.json().await.expect("json");
-        if status == 200 {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never ready: {body}\n{}",
-            hearthd.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    hearthd.serving("/readyz").await.body
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{database_name, ready};
+use common::database_name;
 use hearth_testkit::{TestHearthd, TestPostgres};
 use serde_json::{Value, json};
 
@@ -66,7 +66,7 @@ async fn three_documents_in_the_first_space(postgres: &TestPostgres, url: &str) 
     ];
 
     let mut first = TestHearthd::start(Path::new(HEARTHD), url, &[]).expect("hearthd");
-    ready(&first).await;
+    first.ready().await;
     let client = reqwest::Client::new();
     for (title, text) in texts {
         let response = client
@@ -116,7 +116,7 @@ async fn search_answers_throughout_a_model_switch_and_then_from_the_new_space() 
 
     // No workers: the new space is created and queued, but nothing fills it, so we can look at the middle.
     let mut serving_only = with_new_model("0");
-    ready(&serving_only).await;
+    serving_only.ready().await;
     let state = spaces(&postgres, &database);
     assert_eq!(
         state,
@@ -134,7 +134,7 @@ async fn search_answers_throughout_a_model_switch_and_then_from_the_new_space() 
     assert!(serving_only.terminate());
 
     let working = with_new_model("1");
-    ready(&working).await;
+    working.ready().await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while spaces(&postgres, &database)
         != "sentence-transformers/all-MiniLM-L6-v2:retired:0 hearth-test/minilm-renamed:active:3"
@@ -163,7 +163,7 @@ async fn an_empty_library_switches_at_once() {
     let url = postgres.create_database().expect("database");
     let database = database_name(&url);
     let mut first = TestHearthd::start(Path::new(HEARTHD), &url, &[]).expect("hearthd");
-    ready(&first).await;
+    first.ready().await;
     assert!(first.terminate());
     let renamed = renamed_model();
     let model_dir = renamed.path().display().to_string();
@@ -173,7 +173,7 @@ async fn an_empty_library_switches_at_once() {
         &[("HEARTH_EMBEDDING__MODEL_DIR", &model_dir)],
     )
     .expect("hearthd with the new model");
-    ready(&second).await;
+    second.ready().await;
     assert_eq!(
         spaces(&postgres, &database),
         "sentence-transformers/all-MiniLM-L6-v2:retired:0 hearth-test/minilm-renamed:active:0"
@@ -222,7 +222,7 @@ async fn switched_midway() -> Midway {
     let first = three_documents_in_the_first_space(&postgres, &url).await;
     let renamed = renamed_model();
     let hearthd = restart(&first, &url, Some(renamed.path()), "0");
-    ready(&hearthd).await;
+    hearthd.ready().await;
     Midway {
         postgres,
         url,
@@ -254,7 +254,7 @@ async fn a_switch_reverted_midway_leaves_every_document_ready_and_can_be_taken_u
 
     // ... and configured back: the queued work for the abandoned model goes, no document is failed for it.
     let mut reverted = restart(&first, &url, None, "1");
-    ready(&reverted).await;
+    reverted.ready().await;
     assert_eq!(
         spaces(&postgres, &database),
         format!("{FIRST_ACTIVE} hearth-test/minilm-renamed:retired:0")
@@ -277,7 +277,7 @@ async fn a_switch_reverted_midway_leaves_every_document_ready_and_can_be_taken_u
 
     // The renamed model configured again: its space is rebuilt from nothing and the switch completes.
     let again = restart(&first, &url, Some(renamed.path()), "1");
-    ready(&again).await;
+    again.ready().await;
     until("the switch taken up again never completed", &again, || {
         spaces(&postgres, &database)
             == "sentence-transformers/all-MiniLM-L6-v2:retired:0 hearth-test/minilm-renamed:active:3"
@@ -354,7 +354,7 @@ async fn a_document_given_up_on_as_the_last_one_still_completes_the_switch() {
         )
         .expect("psql");
     let working = restart(&first, &url, Some(renamed.path()), "1");
-    ready(&working).await;
+    working.ready().await;
     until("the switch never completed after the give-up", &working, || {
         spaces(&postgres, &database)
             == "sentence-transformers/all-MiniLM-L6-v2:retired:0 hearth-test/minilm-renamed:active:2"

@@ -404,18 +404,30 @@ impl Embedder {
         Ok(encodings.iter().map(tokenizers::Encoding::len).collect())
     }
 
-    /// Checks and enqueues a request. Errors here are the caller's (4xx) or backpressure (retry).
+    /// Checks, encodes and enqueues a request, in that order (the shape of TEI's tokenization then queue): nothing
+    /// reaches the queue that the model would refuse. Errors here are the caller's (4xx) or backpressure (retry).
     pub fn submit(&self, request: EmbedRequest) -> Result<Pending, EmbedError> {
-        let shared = &self.inner.shared;
+        self.validate(&request)
+            .and_then(|dimensions| {
+                let encoded = self.encode(request)?;
+                self.enqueue(encoded, dimensions)
+            })
+            .inspect_err(|error| {
+                if let Some(reason) = rejection_reason(error) {
+                    let metrics = &self.inner.shared.metrics;
+                    metrics
+                        .rejected_total
+                        .get_or_create(&ReasonLabel { reason })
+                        .inc();
+                }
+            })
+    }
+
+    /// What can be refused before tokenizing: the output size, empty inputs, a request larger than the queue.
+    /// Returns the Matryoshka size to cut vectors to, if not the model's own.
+    fn validate(&self, request: &EmbedRequest) -> Result<Option<usize>, EmbedError> {
         let manifest = &self.inner.model.manifest;
-        let reject = |reason: &'static str, error: EmbedError| {
-            shared
-                .metrics
-                .rejected_total
-                .get_or_create(&ReasonLabel { reason })
-                .inc();
-            Err(error)
-        };
+        let capacity = self.inner.shared.queue_capacity;
         let dimensions = match request.dimensions {
             None => None,
             Some(d) if d == manifest.dims => None,
@@ -425,27 +437,28 @@ impl Embedder {
                 allowed.push(manifest.dims);
                 allowed.sort_unstable();
                 allowed.dedup();
-                return reject(
-                    "dimensions",
-                    EmbedError::DimensionsNotSupported { requested, allowed },
-                );
+                return Err(EmbedError::DimensionsNotSupported { requested, allowed });
             }
         };
         if request.inputs.is_empty() {
-            return reject("empty", EmbedError::NoInputs);
+            return Err(EmbedError::NoInputs);
         }
         if let Some(index) = request.inputs.iter().position(String::is_empty) {
-            return reject("empty", EmbedError::EmptyInput { index });
+            return Err(EmbedError::EmptyInput { index });
         }
-        if request.inputs.len() > shared.queue_capacity {
-            return reject(
-                "too_large",
-                EmbedError::RequestLargerThanQueue {
-                    inputs: request.inputs.len(),
-                    capacity: shared.queue_capacity,
-                },
-            );
+        if request.inputs.len() > capacity {
+            return Err(EmbedError::RequestLargerThanQueue {
+                inputs: request.inputs.len(),
+                capacity,
+            });
         }
+        Ok(dimensions)
+    }
+
+    /// The inputs with the model's task prefix, their token counts, and which were cut to fit (refused instead
+    /// without `truncate`).
+    fn encode(&self, request: EmbedRequest) -> Result<Encoded, EmbedError> {
+        let manifest = &self.inner.model.manifest;
         let prefix = match request.kind {
             InputKind::Query => &manifest.query_prefix,
             InputKind::Document => &manifest.document_prefix,
@@ -465,20 +478,32 @@ impl Embedder {
         for (index, &tokens) in counted.iter().enumerate() {
             if tokens > max_tokens {
                 if !request.truncate {
-                    return reject(
-                        "too_long",
-                        EmbedError::InputTooLong {
-                            index,
-                            tokens,
-                            max_tokens,
-                        },
-                    );
+                    return Err(EmbedError::InputTooLong {
+                        index,
+                        tokens,
+                        max_tokens,
+                    });
                 }
                 truncated.push(index);
             }
         }
-        let tokens: Vec<usize> = counted.iter().map(|&t| t.min(max_tokens)).collect();
+        Ok(Encoded {
+            tokens: counted.iter().map(|&t| t.min(max_tokens)).collect(),
+            texts,
+            truncated,
+            priority: request.priority,
+        })
+    }
 
+    /// Puts the encoded inputs in their priority's queue, shortest first, or refuses when the queue is full.
+    fn enqueue(&self, encoded: Encoded, dimensions: Option<usize>) -> Result<Pending, EmbedError> {
+        let shared = &self.inner.shared;
+        let Encoded {
+            texts,
+            tokens,
+            truncated,
+            priority,
+        } = encoded;
         let (reply, receiver) = oneshot::channel();
         let state = Arc::new(RequestState {
             inner: Mutex::new(RequestInner {
@@ -503,24 +528,18 @@ impl Embedder {
                 enqueued: now,
             })
             .collect();
-
-        let class = request.priority;
         {
             let mut queues = shared.lock();
             if queues.shutdown {
                 return Err(EmbedError::ShuttingDown);
             }
             if queues.waiting + items.len() > shared.queue_capacity {
-                drop(queues);
-                return reject(
-                    "queue_full",
-                    EmbedError::QueueFull {
-                        capacity: shared.queue_capacity,
-                    },
-                );
+                return Err(EmbedError::QueueFull {
+                    capacity: shared.queue_capacity,
+                });
             }
             queues.waiting += items.len();
-            queues.classes[class.slot()].extend(items);
+            queues.classes[priority.slot()].extend(items);
             set_depth_gauges(shared, &queues);
         }
         // Every lane waits on this: the one that can serve the new inputs must wake.
@@ -697,6 +716,34 @@ fn take_batch(queue: &mut VecDeque<Item>, max_tokens: usize, max_inputs: usize) 
     }
     *queue = kept;
     batch
+}
+
+/// A request's inputs as the model will see them: prefixed, counted, and in which queue.
+struct Encoded {
+    texts: Vec<String>,
+    tokens: Vec<usize>,
+    truncated: Vec<usize>,
+    priority: Priority,
+}
+
+/// The `reason` label a refusal is counted under in `hearth_embed_rejected_total`; `None` for what is not a
+/// refusal of the request (the model failing, a shutdown).
+fn rejection_reason(error: &EmbedError) -> Option<&'static str> {
+    match error {
+        EmbedError::DimensionsNotSupported { .. } => Some("dimensions"),
+        EmbedError::NoInputs | EmbedError::EmptyInput { .. } => Some("empty"),
+        EmbedError::RequestLargerThanQueue { .. } => Some("too_large"),
+        EmbedError::InputTooLong { .. } => Some("too_long"),
+        EmbedError::QueueFull { .. } => Some("queue_full"),
+        EmbedError::ShuttingDown
+        | EmbedError::Model(_)
+        | EmbedError::OnnxRuntimeNotConfigured
+        | EmbedError::OnnxRuntime { .. }
+        | EmbedError::Session { .. }
+        | EmbedError::CudaNotBuiltIn { .. }
+        | EmbedError::Tokenizer(_)
+        | EmbedError::Inference(_) => None,
+    }
 }
 
 #[cfg(test)]

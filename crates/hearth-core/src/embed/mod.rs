@@ -16,7 +16,7 @@ pub use engine::{
 };
 pub use metrics::EmbedMetrics;
 pub use postprocess::matryoshka;
-pub use session::onnxruntime_environment;
+pub use session::{cuda_available, onnxruntime_environment};
 
 use std::path::PathBuf;
 

@@ -26,6 +26,12 @@ fn resolve_onnxruntime(configured: Option<&Path>) -> Result<PathBuf, EmbedError>
 
 /// The process's onnxruntime environment, loading the library from `path` on first use. Anything else in the
 /// process that runs onnxruntime (the benchmark's raw baseline) must share it.
+/// Whether the loaded onnxruntime has the CUDA execution provider (only meaningful once it is loaded).
+pub fn cuda_available() -> bool {
+    use ort::ep::ExecutionProvider as _;
+    ort::ep::CUDA::is_available().unwrap_or(false)
+}
+
 pub fn onnxruntime_environment(path: &Path) -> Result<ort::environment::Environment, EmbedError> {
     let loaded = ENVIRONMENT.get_or_init(|| {
         if !path.is_file() {
@@ -57,6 +63,43 @@ pub(crate) struct LoadedModel {
     pub(crate) onnxruntime: PathBuf,
 }
 
+/// The execution providers a session runs on: the CPU, or CUDA first (failing the session rather than quietly
+/// falling back when the GPU is unusable).
+fn execution_providers(
+    provider: ExecutionProvider,
+    onnxruntime: &Path,
+) -> Result<Vec<ort::ep::ExecutionProviderDispatch>, EmbedError> {
+    // onnxruntime's CPU arena grows to the largest batch it ever ran and keeps that memory for good: hundreds of
+    // MiB after one batch of long inputs (docs/benchmarks.md, memory). Without it, a batch's tensors are freed
+    // when it ends.
+    let cpu = ort::ep::CPU::default().with_arena_allocator(false).build();
+    Ok(match provider {
+        ExecutionProvider::Cpu => vec![cpu],
+        ExecutionProvider::Cuda => {
+            use ort::ep::ExecutionProvider as _;
+            if !ort::ep::CUDA::is_available().unwrap_or(false) {
+                return Err(EmbedError::CudaNotBuiltIn {
+                    onnxruntime: onnxruntime.to_owned(),
+                });
+            }
+            // Fails the session (no GPU, driver or CUDA library) instead of quietly running on the CPU.
+            vec![ort::ep::CUDA::default().build().error_on_failure(), cpu]
+        }
+    })
+}
+
+/// The files fastembed builds a session from, read from the verified model directory.
+fn read_session_files(model: &VerifiedModel) -> Result<[Vec<u8>; 5], String> {
+    let read = |name: &str| std::fs::read(model.file(name)).map_err(|e| format!("reading {name}: {e}"));
+    Ok([
+        read("model.onnx")?,
+        read("tokenizer.json")?,
+        read("config.json")?,
+        read("special_tokens_map.json")?,
+        read("tokenizer_config.json")?,
+    ])
+}
+
 /// Verifies the model files first (a damaged model is the more useful error), then loads onnxruntime and the model:
 /// one session with `intra_threads`, and a second with `query_threads` unless that is 0, both on `provider`, and
 /// both keeping an int8 model's weights int8 with `keep_quantized_weights`.
@@ -71,36 +114,13 @@ pub(crate) fn load(
     let model = VerifiedModel::open(model_dir)?;
     let onnxruntime = resolve_onnxruntime(onnxruntime)?;
     let environment = onnxruntime_environment(&onnxruntime)?;
-    // onnxruntime's CPU arena grows to the largest batch it ever ran and keeps that memory for good: hundreds of
-    // MiB after one batch of long inputs (docs/benchmarks.md, memory). Without it, a batch's tensors are freed
-    // when it ends.
-    let cpu = ort::ep::CPU::default().with_arena_allocator(false).build();
-    let providers = match provider {
-        ExecutionProvider::Cpu => vec![cpu],
-        ExecutionProvider::Cuda => {
-            use ort::ep::ExecutionProvider as _;
-            if !ort::ep::CUDA::is_available().unwrap_or(false) {
-                return Err(EmbedError::CudaNotBuiltIn { onnxruntime });
-            }
-            // Fails the session (no GPU, driver or CUDA library) instead of quietly running on the CPU.
-            vec![ort::ep::CUDA::default().build().error_on_failure(), cpu]
-        }
-    };
+    let providers = execution_providers(provider, &onnxruntime)?;
     let session_error = |message: String| EmbedError::Session {
         dir: model_dir.to_owned(),
         message,
     };
-    let read = |name: &str| {
-        std::fs::read(model.file(name)).map_err(|e| session_error(format!("reading {name}: {e}")))
-    };
     let manifest: &ModelManifest = &model.manifest;
-    let files = [
-        read("model.onnx")?,
-        read("tokenizer.json")?,
-        read("config.json")?,
-        read("special_tokens_map.json")?,
-        read("tokenizer_config.json")?,
-    ];
+    let files = read_session_files(&model).map_err(session_error)?;
     let quantized = manifest.quantization == Quantization::DynamicInt8;
     let open = |threads: usize, keep_int8: bool| {
         let [onnx, tokenizer, config, special_tokens, tokenizer_config] = files.clone();

@@ -7,6 +7,7 @@ use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
 
 use super::ContentType;
+use super::ContentTypeExt as _;
 use super::sandbox::{ERROR_EXIT, ERROR_MARKER};
 
 /// Runs one extraction: `content_type` as given to the parent, `max_pages` its limit. Exit 0 with the text on

@@ -2,25 +2,13 @@
 //! [`Sandbox`] in a child process, since a hostile file can crash or exhaust a parser; [`ContentType::extract`]
 //! is what that child runs.
 
-use std::fmt;
-
 mod child;
 mod sandbox;
 
 pub use child::run_child;
 pub use sandbox::{ExtractFailure, ExtractionLimits, Sandbox};
 
-/// The document types hearth can read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ContentType {
-    Plain,
-    Markdown,
-    Html,
-    Pdf,
-}
-
-/// The media types accepted, as listed in a 415 answer.
-pub const SUPPORTED: &[&str] = &["text/plain", "text/markdown", "text/html", "application/pdf"];
+pub use hearth_api::content_type::{ContentType, SUPPORTED};
 
 /// Why a document's text cannot be had; the same whichever process finds it (the sandbox's child sends it back).
 #[derive(Debug, thiserror::Error, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -47,18 +35,24 @@ pub enum ExtractError {
     Encrypted,
 }
 
-impl ContentType {
+/// What hearth does with a [`ContentType`]: parse a header into one, check and extract a document's text.
+pub trait ContentTypeExt: Sized {
     /// Parses a `Content-Type` value; parameters other than a UTF-8 charset are ignored.
-    pub fn parse(value: &str) -> Result<Self, ExtractError> {
+    fn parse(value: &str) -> Result<Self, ExtractError>;
+    /// Checks at upload time what can be checked cheaply, so bad input is a 4xx and not a failed job.
+    fn validate(self, bytes: &[u8]) -> Result<(), ExtractError>;
+    /// Whether extracting this type parses the bytes (and so runs in the sandbox), or only checks UTF-8.
+    fn needs_parser(self) -> bool;
+    /// The document's text. Blocking, and for PDF and HTML a parser run on untrusted bytes: hearthd calls it only
+    /// in the sandbox's child ([`Sandbox`]).
+    fn extract(self, bytes: &[u8], max_pages: usize) -> Result<String, ExtractError>;
+}
+
+impl ContentTypeExt for ContentType {
+    fn parse(value: &str) -> Result<Self, ExtractError> {
         let mut parts = value.split(';');
         let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-        let content_type = match essence.as_str() {
-            "text/plain" => ContentType::Plain,
-            "text/markdown" | "text/x-markdown" => ContentType::Markdown,
-            "text/html" | "application/xhtml+xml" => ContentType::Html,
-            "application/pdf" => ContentType::Pdf,
-            _ => return Err(ExtractError::Unsupported(essence)),
-        };
+        let content_type = ContentType::from_essence(&essence).ok_or(ExtractError::Unsupported(essence))?;
         for parameter in parts {
             if let Some((key, charset)) = parameter.split_once('=')
                 && key.trim().eq_ignore_ascii_case("charset")
@@ -72,28 +66,7 @@ impl ContentType {
         Ok(content_type)
     }
 
-    /// The type a file name suggests, for the CLI.
-    pub fn from_extension(extension: &str) -> Option<Self> {
-        match extension.to_ascii_lowercase().as_str() {
-            "txt" | "text" => Some(ContentType::Plain),
-            "md" | "markdown" => Some(ContentType::Markdown),
-            "html" | "htm" | "xhtml" => Some(ContentType::Html),
-            "pdf" => Some(ContentType::Pdf),
-            _ => None,
-        }
-    }
-
-    pub fn mime(self) -> &'static str {
-        match self {
-            ContentType::Plain => "text/plain; charset=utf-8",
-            ContentType::Markdown => "text/markdown; charset=utf-8",
-            ContentType::Html => "text/html; charset=utf-8",
-            ContentType::Pdf => "application/pdf",
-        }
-    }
-
-    /// Checks at upload time what can be checked cheaply, so bad input is a 4xx and not a failed job.
-    pub fn validate(self, bytes: &[u8]) -> Result<(), ExtractError> {
+    fn validate(self, bytes: &[u8]) -> Result<(), ExtractError> {
         if bytes.is_empty() {
             return Err(ExtractError::Empty);
         }
@@ -108,14 +81,11 @@ impl ContentType {
         Ok(())
     }
 
-    /// Whether extracting this type parses the bytes (and so runs in the sandbox), or only checks UTF-8.
-    pub fn needs_parser(self) -> bool {
+    fn needs_parser(self) -> bool {
         matches!(self, ContentType::Html | ContentType::Pdf)
     }
 
-    /// The document's text. Blocking, and for PDF and HTML a parser run on untrusted bytes: hearthd calls it only
-    /// in the sandbox's child ([`Sandbox`]).
-    pub fn extract(self, bytes: &[u8], max_pages: usize) -> Result<String, ExtractError> {
+    fn extract(self, bytes: &[u8], max_pages: usize) -> Result<String, ExtractError> {
         let text = match self {
             ContentType::Plain | ContentType::Markdown => {
                 let text = std::str::from_utf8(bytes).map_err(|e| ExtractError::InvalidUtf8 {
@@ -130,12 +100,6 @@ impl ContentType {
             return Err(ExtractError::NoText);
         }
         Ok(text)
-    }
-}
-
-impl fmt::Display for ContentType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.mime())
     }
 }
 

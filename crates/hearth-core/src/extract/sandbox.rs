@@ -14,6 +14,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+use super::ContentTypeExt as _;
 use super::{ContentType, ExtractError};
 
 /// The child writes this, then the error as JSON, on stderr when the document itself cannot be read.
@@ -146,21 +147,7 @@ impl Sandbox {
             drop(stdin);
         };
         let text_limit = self.limits.max_text_bytes;
-        // Keeps at most one byte over the limit and drains the rest, so the child is never left blocked on a
-        // full pipe (that would read as a timeout).
-        let read_text = async move {
-            let mut stdout = stdout;
-            let mut text = Vec::new();
-            let mut buffer = vec![0u8; 64 * 1024];
-            loop {
-                let read = stdout.read(&mut buffer).await?;
-                if read == 0 {
-                    return Ok::<_, std::io::Error>(text);
-                }
-                let room = (text_limit + 1).saturating_sub(text.len());
-                text.extend_from_slice(&buffer[..read.min(room)]);
-            }
-        };
+        let read_text = read_capped(stdout, text_limit);
         let read_errors = async move {
             let mut errors = Vec::new();
             let _ = stderr.take(64 * 1024).read_to_end(&mut errors).await;
@@ -276,4 +263,19 @@ fn apply_limits(pid: rustix::process::Pid, limits: &ExtractionLimits) -> std::io
     limit(Resource::Core, 0, 0)?;
     limit(Resource::Nofile, 32, 32)?;
     Ok(())
+}
+
+/// The child's text, keeping at most one byte over `limit` and draining the rest, so the child is never left
+/// blocked on a full pipe (that would read as a timeout).
+async fn read_capped(mut stdout: tokio::process::ChildStdout, limit: usize) -> std::io::Result<Vec<u8>> {
+    let mut text = Vec::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = stdout.read(&mut buffer).await?;
+        if read == 0 {
+            return Ok(text);
+        }
+        let room = (limit + 1).saturating_sub(text.len());
+        text.extend_from_slice(&buffer[..read.min(room)]);
+    }
 }

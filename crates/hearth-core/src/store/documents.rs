@@ -1,13 +1,13 @@
 //! Documents: accepting an upload (dedup by bytes or by external id), listing, reading and deleting.
 
-use serde::Serialize;
+use hearth_api::documents::DocumentStatus;
 use serde_json::Value;
 use sqlx::{FromRow, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::StoreError;
 
-#[derive(Debug, Clone, Serialize, FromRow, PartialEq)]
+#[derive(Debug, Clone, FromRow, PartialEq)]
 pub struct Document {
     pub id: Uuid,
     pub external_id: Option<String>,
@@ -24,6 +24,37 @@ pub struct Document {
     pub chunk_count: i32,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Document {
+    /// The row's status; the table's CHECK constraint admits only the four the API knows.
+    pub fn status(&self) -> DocumentStatus {
+        DocumentStatus::parse(&self.status).unwrap_or_else(|| {
+            tracing::error!(id = %self.id, status = %self.status, "a document row has an unknown status");
+            DocumentStatus::Failed
+        })
+    }
+}
+
+impl From<Document> for hearth_api::documents::Document {
+    fn from(row: Document) -> Self {
+        Self {
+            status: row.status(),
+            id: row.id,
+            external_id: row.external_id,
+            title: row.title,
+            metadata: row.metadata,
+            content_sha256: row.content_sha256,
+            content_type: row.content_type,
+            byte_size: row.byte_size,
+            version: row.version,
+            error: row.error,
+            notes: row.notes,
+            chunk_count: row.chunk_count,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
 }
 
 macro_rules! document_columns {
@@ -43,19 +74,7 @@ pub struct NewDocument {
     pub metadata: Value,
 }
 
-/// What an upload did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// A new document; its ingest job is queued.
-    Created,
-    /// The same bytes (under the same external id) were already here: nothing to do.
-    Unchanged,
-    /// New bytes for a known external id: a new version is queued and replaces the old chunks when done.
-    NewVersion,
-    /// The same bytes as a document that failed: it is queued again (after a fix, uploading again is the retry).
-    Retried,
-}
+pub use hearth_api::documents::Outcome;
 
 /// What [`accept`] did, and the bytes a new version replaced (their blob may now be unreferenced).
 #[derive(Debug)]
@@ -344,5 +363,38 @@ pub async fn lock_content(tx: &mut Transaction<'_, Postgres>, sha256: &str) -> R
         .bind(sha256)
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// Marks a document failed with the reason the user sees, inside the job's transaction.
+pub async fn mark_failed(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+    reason: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE documents SET status = 'failed', error = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(reason)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Marks a document ready with its chunk count and processing notes, inside the job's transaction.
+pub async fn mark_ready(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+    chunk_count: usize,
+    notes: &[String],
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE documents SET status = 'ready', error = NULL, notes = $3, chunk_count = $2, updated_at = now() \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(chunk_count as i32)
+    .bind(notes)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }

@@ -94,7 +94,7 @@ pub async fn release(pool: &PgPool, job: &Job) -> Result<(), StoreError> {
 }
 
 /// Where a document's job stands, for `GET /v1/documents/{id}`.
-#[derive(Debug, Clone, serde::Serialize, FromRow)]
+#[derive(Debug, Clone, FromRow)]
 pub struct Progress {
     pub kind: String,
     pub attempts: i32,
@@ -110,6 +110,17 @@ pub async fn progress(pool: &PgPool, document: Uuid) -> Result<Option<Progress>,
     .bind(document)
     .fetch_optional(pool)
     .await?)
+}
+
+impl From<Progress> for hearth_api::documents::JobProgress {
+    fn from(progress: Progress) -> Self {
+        Self {
+            kind: progress.kind,
+            attempts: progress.attempts,
+            last_error: progress.last_error,
+            next_attempt_at: progress.next_attempt_at,
+        }
+    }
 }
 
 /// Number of jobs waiting and the age in seconds of the oldest, for `/readyz` and metrics.

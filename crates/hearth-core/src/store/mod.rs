@@ -63,6 +63,68 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The oldest pgvector with what hearth's schema uses (halfvec, HNSW on halfvec, iterative index scans).
+pub const MIN_PGVECTOR: (u32, u32) = (0, 8);
+
+/// What the database says about itself: the one probe `/readyz` and the doctor both judge it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseProbe {
+    pub postgres: String,
+    /// The installed pgvector's version, if the extension is there.
+    pub pgvector: Option<String>,
+}
+
+/// Why a database that answers cannot serve hearth.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DatabaseProblem {
+    #[error("pgvector is missing: as a superuser, in that database, run CREATE EXTENSION vector")]
+    NoPgvector,
+    #[error(
+        "pgvector {found} is too old: install pgvector {}.{} or newer, then ALTER EXTENSION vector UPDATE",
+        MIN_PGVECTOR.0,
+        MIN_PGVECTOR.1
+    )]
+    PgvectorTooOld { found: String },
+}
+
+impl DatabaseProbe {
+    /// What keeps this database from serving hearth, if anything.
+    pub fn problem(&self) -> Option<DatabaseProblem> {
+        match &self.pgvector {
+            None => Some(DatabaseProblem::NoPgvector),
+            Some(found) if parse_version(found) < MIN_PGVECTOR => {
+                Some(DatabaseProblem::PgvectorTooOld { found: found.clone() })
+            }
+            Some(_) => None,
+        }
+    }
+}
+
+fn parse_version(version: &str) -> (u32, u32) {
+    let mut parts = version.split('.').map(|p| p.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// PostgreSQL's version and pgvector's, in one round trip.
+pub async fn probe(pool: &PgPool) -> Result<DatabaseProbe, StoreError> {
+    let (postgres, pgvector) = sqlx::query_as::<_, (String, Option<String>)>(
+        "SELECT current_setting('server_version'), \
+                (SELECT extversion FROM pg_extension WHERE extname = 'vector')",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(DatabaseProbe { postgres, pgvector })
+}
+
+/// Documents by status, for metrics.
+pub async fn documents_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT status, count(*) FROM documents GROUP BY status")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
 /// The newest migration applied to the database and the newest this binary knows.
 pub async fn schema_version(pool: &PgPool) -> Result<(Option<i64>, i64), StoreError> {
     let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
@@ -75,4 +137,26 @@ pub async fn schema_version(pool: &PgPool) -> Result<(Option<i64>, i64), StoreEr
         })?;
     let newest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
     Ok((applied, newest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_without_pgvector_or_with_an_old_one_has_a_problem_and_a_recent_one_none() {
+        let probe = |pgvector: Option<&str>| DatabaseProbe {
+            postgres: "18.1".into(),
+            pgvector: pgvector.map(str::to_owned),
+        };
+        assert_eq!(probe(None).problem(), Some(DatabaseProblem::NoPgvector));
+        assert_eq!(
+            probe(Some("0.7.4")).problem(),
+            Some(DatabaseProblem::PgvectorTooOld {
+                found: "0.7.4".into()
+            })
+        );
+        assert_eq!(probe(Some("0.8.0")).problem(), None);
+        assert_eq!(probe(Some("1.0")).problem(), None);
+    }
 }

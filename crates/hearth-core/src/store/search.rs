@@ -17,6 +17,15 @@ pub struct SearchFilter {
     pub document_ids: Option<Vec<Uuid>>,
 }
 
+impl From<&hearth_api::search::SearchFilter> for SearchFilter {
+    fn from(filter: &hearth_api::search::SearchFilter) -> Self {
+        Self {
+            metadata: filter.metadata.clone(),
+            document_ids: filter.document_ids.clone(),
+        }
+    }
+}
+
 impl SearchFilter {
     pub fn is_empty(&self) -> bool {
         self.metadata.is_none() && self.document_ids.is_none()

@@ -4,7 +4,7 @@
 //! space, and when nothing is left to embed, one transaction makes it active.
 
 use serde::Serialize;
-use sqlx::{FromRow, PgPool};
+use sqlx::{FromRow, PgPool, Postgres, Transaction};
 
 use super::StoreError;
 
@@ -16,6 +16,19 @@ pub struct Space {
     pub digest: String,
     pub model_dir: String,
     pub state: String,
+}
+
+impl From<&Space> for hearth_api::status::EmbeddingSpace {
+    fn from(space: &Space) -> Self {
+        Self {
+            id: space.id,
+            model_id: space.model_id.clone(),
+            dims: space.dims,
+            digest: space.digest.clone(),
+            model_dir: space.model_dir.clone(),
+            state: space.state.clone(),
+        }
+    }
 }
 
 /// The model a hearthd is configured with, as a space key.
@@ -56,35 +69,7 @@ pub async fn ensure(pool: &PgPool, key: &SpaceKey) -> Result<Spaces, StoreError>
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('hearth.embedding_spaces'))")
         .execute(&mut *tx)
         .await?;
-    sqlx::query(
-        "INSERT INTO embedding_spaces (model_id, dims, digest, model_dir, state) VALUES ($1, $2, $3, $4, 'building') \
-         ON CONFLICT (model_id, dims, digest) DO UPDATE SET model_dir = EXCLUDED.model_dir",
-    )
-    .bind(&key.model_id)
-    .bind(key.dims)
-    .bind(&key.digest)
-    .bind(&key.model_dir)
-    .execute(&mut *tx)
-    .await?;
-    let mut target: Space = sqlx::query_as(concat!(
-        "SELECT ",
-        space_columns!(),
-        " FROM embedding_spaces WHERE model_id = $1 AND dims = $2 AND digest = $3"
-    ))
-    .bind(&key.model_id)
-    .bind(key.dims)
-    .bind(&key.digest)
-    .fetch_one(&mut *tx)
-    .await?;
-    // The dimension is an integer from our own table, so formatting it into DDL is safe.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE INDEX IF NOT EXISTS chunk_vectors_hnsw_space_{id} ON chunk_vectors \
-         USING hnsw ((embedding::halfvec({dims})) halfvec_cosine_ops) WHERE space_id = {id}",
-        id = target.id,
-        dims = target.dims
-    )))
-    .execute(&mut *tx)
-    .await?;
+    let mut target = upsert_with_index(&mut tx, key).await?;
     let active: Option<Space> = sqlx::query_as(concat!(
         "SELECT ",
         space_columns!(),
@@ -106,42 +91,88 @@ pub async fn ensure(pool: &PgPool, key: &SpaceKey) -> Result<Spaces, StoreError>
             target.clone()
         }
     };
-    // A switch to another model that never completed (the configuration went back, or on to a third model): its
-    // queued work and partial vectors go, so no worker embeds for a model no longer configured.
+    abandon_other_switches(&mut tx, target.id).await?;
+    if active.id != target.id {
+        queue_switch(&mut tx, &mut target).await?;
+    }
+    tx.commit().await?;
+    Ok(Spaces { active, target })
+}
+
+/// The configured model's space, created if new, with its partial HNSW index.
+async fn upsert_with_index(tx: &mut Transaction<'_, Postgres>, key: &SpaceKey) -> Result<Space, StoreError> {
+    sqlx::query(
+        "INSERT INTO embedding_spaces (model_id, dims, digest, model_dir, state) VALUES ($1, $2, $3, $4, 'building') \
+         ON CONFLICT (model_id, dims, digest) DO UPDATE SET model_dir = EXCLUDED.model_dir",
+    )
+    .bind(&key.model_id)
+    .bind(key.dims)
+    .bind(&key.digest)
+    .bind(&key.model_dir)
+    .execute(&mut **tx)
+    .await?;
+    let target: Space = sqlx::query_as(concat!(
+        "SELECT ",
+        space_columns!(),
+        " FROM embedding_spaces WHERE model_id = $1 AND dims = $2 AND digest = $3"
+    ))
+    .bind(&key.model_id)
+    .bind(key.dims)
+    .bind(&key.digest)
+    .fetch_one(&mut **tx)
+    .await?;
+    // The dimension is an integer from our own table, so formatting it into DDL is safe.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE INDEX IF NOT EXISTS chunk_vectors_hnsw_space_{id} ON chunk_vectors \
+         USING hnsw ((embedding::halfvec({dims})) halfvec_cosine_ops) WHERE space_id = {id}",
+        id = target.id,
+        dims = target.dims
+    )))
+    .execute(&mut **tx)
+    .await?;
+    Ok(target)
+}
+
+/// A switch to another model that never completed (the configuration went back, or on to a third model): its
+/// queued work and partial vectors go, so no worker embeds for a model no longer configured.
+async fn abandon_other_switches(tx: &mut Transaction<'_, Postgres>, target: i64) -> Result<(), StoreError> {
     let abandoned: Vec<i64> = sqlx::query_scalar(
         "UPDATE embedding_spaces SET state = 'retired' WHERE state = 'building' AND id <> $1 RETURNING id",
     )
-    .bind(target.id)
-    .fetch_all(&mut *tx)
+    .bind(target)
+    .fetch_all(&mut **tx)
     .await?;
     for id in abandoned {
         sqlx::query("DELETE FROM jobs WHERE space_id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        drop_vectors(&mut tx, id).await?;
+        drop_vectors(tx, id).await?;
     }
-    if active.id != target.id {
-        if target.state == "retired" {
-            sqlx::query("UPDATE embedding_spaces SET state = 'building' WHERE id = $1")
-                .bind(target.id)
-                .execute(&mut *tx)
-                .await?;
-            target.state = "building".into();
-        }
-        sqlx::query(
-            "INSERT INTO jobs (kind, document_id, space_id) \
-             SELECT 'embed', d.id, $1 FROM documents d \
-             WHERE d.status = 'ready' \
-               AND NOT EXISTS (SELECT 1 FROM chunk_vectors v WHERE v.document_id = d.id AND v.space_id = $1) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(target.id)
-        .execute(&mut *tx)
-        .await?;
+    Ok(())
+}
+
+/// Starts (or resumes) the switch to `target`: building again if it had been retired, and an embed job for every
+/// ready document not yet in it.
+async fn queue_switch(tx: &mut Transaction<'_, Postgres>, target: &mut Space) -> Result<(), StoreError> {
+    if target.state == "retired" {
+        sqlx::query("UPDATE embedding_spaces SET state = 'building' WHERE id = $1")
+            .bind(target.id)
+            .execute(&mut **tx)
+            .await?;
+        target.state = "building".into();
     }
-    tx.commit().await?;
-    Ok(Spaces { active, target })
+    sqlx::query(
+        "INSERT INTO jobs (kind, document_id, space_id) \
+         SELECT 'embed', d.id, $1 FROM documents d \
+         WHERE d.status = 'ready' \
+           AND NOT EXISTS (SELECT 1 FROM chunk_vectors v WHERE v.document_id = d.id AND v.space_id = $1) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(target.id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// When `target` is building and no document still waits to be embedded into it, makes it the active space and

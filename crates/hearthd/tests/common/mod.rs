@@ -2,22 +2,6 @@
 // Each test binary compiles this module and uses a different subset of it.
 #![allow(dead_code)]
 
-use std::time::{Duration, Instant};
-
-use hearth_testkit::TestHearthd;
-
-/// Waits until `/readyz` answers 200 (schema migrated, model loaded).
-pub async fn ready(hearthd: &TestHearthd) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !reqwest::get(format!("{}/readyz", hearthd.url))
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "never ready:\n{}", hearthd.log_text());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Every original in a local blob store (`<dir>/sha256/<first two hex digits>/<sha256>`), by hash, sorted.
 pub fn originals_in(blob_dir: &std::path::Path) -> Vec<String> {
     let mut found = Vec::new();

@@ -8,15 +8,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::postgres::PgPoolOptions;
 
-use crate::auth::Tokens;
-use crate::blob::{Backend, BlobStore};
-use crate::config::{Config, redact_url_password};
-use crate::model::VerifiedModel;
-
-/// The oldest pgvector with what hearth's schema uses (halfvec, HNSW on halfvec, iterative index scans).
-pub const MIN_PGVECTOR: (u32, u32) = (0, 8);
+use hearth_core::auth::Tokens;
+use hearth_core::blob::{Backend, BlobStore};
+use hearth_core::config::{Config, redact_url_password};
+use hearth_core::model::VerifiedModel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -143,7 +139,7 @@ fn tokens(config: &Config, credentials_dir: Option<&Path>) -> Check {
             error.to_string(),
             "give each token file mode 0400 or 0600 and one token of at least 32 characters",
         ),
-        Ok(tokens) => match crate::auth::check_bind_policy(&config.listen_addresses(), &tokens) {
+        Ok(tokens) => match hearth_core::auth::check_bind_policy(&config.listen_addresses(), &tokens) {
             Err(error) => Check::fail(
                 "tokens",
                 error.to_string(),
@@ -195,22 +191,21 @@ fn onnxruntime(config: &Config) -> Check {
         );
     };
     // Loading it checks the version: ort refuses anything older than the API hearth is built for.
-    if let Err(error) = crate::embed::onnxruntime_environment(&path) {
+    if let Err(error) = hearth_core::embed::onnxruntime_environment(&path) {
         return Check::fail(
             "onnxruntime",
             error.to_string(),
             "install onnxruntime 1.24 or newer and point embedding.onnxruntime at its libonnxruntime.so",
         );
     }
-    if config.embedding.execution_provider == crate::embed::ExecutionProvider::Cuda {
-        use ort::ep::ExecutionProvider as _;
-        if !ort::ep::CUDA::is_available().unwrap_or(false) {
-            return Check::fail(
-                "onnxruntime",
-                format!("{} has no CUDA execution provider", path.display()),
-                "use an onnxruntime built with CUDA, or set embedding.execution_provider = \"cpu\"",
-            );
-        }
+    if config.embedding.execution_provider == hearth_core::embed::ExecutionProvider::Cuda
+        && !hearth_core::embed::cuda_available()
+    {
+        return Check::fail(
+            "onnxruntime",
+            format!("{} has no CUDA execution provider", path.display()),
+            "use an onnxruntime built with CUDA, or set embedding.execution_provider = \"cpu\"",
+        );
     }
     Check::ok(
         "onnxruntime",
@@ -218,17 +213,17 @@ fn onnxruntime(config: &Config) -> Check {
             "{} loads (execution provider: {})",
             path.display(),
             match config.embedding.execution_provider {
-                crate::embed::ExecutionProvider::Cpu => "cpu",
-                crate::embed::ExecutionProvider::Cuda => "cuda",
+                hearth_core::embed::ExecutionProvider::Cpu => "cpu",
+                hearth_core::embed::ExecutionProvider::Cuda => "cuda",
             }
         ),
     )
 }
 
-async fn database(config: &crate::config::DatabaseConfig, credentials_dir: Option<&Path>) -> Check {
+async fn database(config: &hearth_core::config::DatabaseConfig, credentials_dir: Option<&Path>) -> Check {
     let shown = redact_url_password(&config.url);
-    let options = match crate::database::connect_options(config, credentials_dir) {
-        Ok(options) => options,
+    let pool = match hearth_core::database::lazy_pool(config, credentials_dir, 1) {
+        Ok(pool) => pool,
         Err(error) => {
             return Check::fail(
                 "database",
@@ -238,59 +233,35 @@ async fn database(config: &crate::config::DatabaseConfig, credentials_dir: Optio
             );
         }
     };
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy_with(options);
-    let probe = sqlx::query_as::<_, (String, Option<String>)>(
-        "SELECT current_setting('server_version'), \
-                (SELECT extversion FROM pg_extension WHERE extname = 'vector')",
-    )
-    .fetch_one(&pool);
+    let probe = hearth_core::store::probe(&pool);
     let result = tokio::time::timeout(Duration::from_secs(5), probe).await;
     pool.close().await;
     match result {
-        Err(_) | Ok(Err(_)) => {
-            let reason = match result {
-                Ok(Err(error)) => error.to_string(),
-                _ => "no answer within 5 s".into(),
-            };
-            Check::fail(
+        Ok(Ok(probe)) => match probe.problem() {
+            None => Check::ok(
                 "database",
-                format!("cannot query {shown}: {reason}"),
-                "start PostgreSQL (systemctl status postgresql), and check that the database and role in \
-                 database.url exist",
-            )
-        }
-        Ok(Ok((_, None))) => Check::fail(
-            "database",
-            format!("{shown} has no pgvector extension"),
-            "as a superuser, in that database: CREATE EXTENSION vector",
-        ),
-        Ok(Ok((postgres, Some(pgvector)))) => {
-            let version = parse_version(&pgvector);
-            if version < MIN_PGVECTOR {
-                Check::fail(
-                    "database",
-                    format!("pgvector {pgvector} is too old"),
-                    format!(
-                        "install pgvector {}.{} or newer, then ALTER EXTENSION vector UPDATE",
-                        MIN_PGVECTOR.0, MIN_PGVECTOR.1
-                    ),
-                )
-            } else {
-                Check::ok(
-                    "database",
-                    format!("PostgreSQL {postgres} with pgvector {pgvector}"),
-                )
+                format!(
+                    "PostgreSQL {} with pgvector {}",
+                    probe.postgres,
+                    probe.pgvector.as_deref().unwrap_or_default()
+                ),
+            ),
+            Some(problem) => {
+                let fix = problem.to_string();
+                Check::fail("database", format!("{shown}: {problem}"), fix)
             }
-        }
+        },
+        Ok(Err(error)) => unreachable_database(&shown, &error.to_string()),
+        Err(_) => unreachable_database(&shown, "no answer within 5 s"),
     }
 }
 
-fn parse_version(version: &str) -> (u32, u32) {
-    let mut parts = version.split('.').map(|p| p.parse().unwrap_or(0));
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+fn unreachable_database(shown: &str, reason: &str) -> Check {
+    Check::fail(
+        "database",
+        format!("cannot query {shown}: {reason}"),
+        "start PostgreSQL (systemctl status postgresql), and check that the database and role in database.url exist",
+    )
 }
 
 async fn blobs(config: &Config, credentials_dir: Option<&Path>) -> Check {

@@ -1,0 +1,228 @@
+//! `/healthz`, `/readyz` and `/v1/capabilities`: whether hearthd is up, what it can serve now, and what it is.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::search::SearchMode;
+
+/// `GET /healthz`: the process is up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+    pub version: String,
+}
+
+/// `GET /readyz`, 200 when `status` is `ready`, 503 otherwise with the same body naming what is missing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    pub status: ReadyStatus,
+    pub database: DatabaseState,
+    pub schema: SchemaState,
+    pub blobs: BlobsState,
+    pub model: ModelState,
+    /// The job queue, or null while the database does not answer.
+    pub queue: Option<QueueState>,
+    pub serving: Serving,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadyStatus {
+    Ready,
+    NotReady,
+}
+
+/// The database: its versions when it answers, else what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+pub struct DatabaseState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgvector: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaStatus {
+    Current,
+    Migrating,
+    Unknown,
+}
+
+/// The schema: `current` at the newest migration, `migrating` until then, `unknown` without a database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SchemaState {
+    pub status: SchemaStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// While migrating: the version this hearthd needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ComponentStatus {
+    Ready,
+    Failed,
+}
+
+/// The blob store that keeps originals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BlobsState {
+    pub status: ComponentStatus,
+    /// Where originals go (a directory, or an S3 bucket and endpoint).
+    pub store: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The embedding model's state, by `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ModelState {
+    /// Loaded, verified and with a database: everything is served.
+    Ready { id: String, dims: usize },
+    /// Verifying and loading since `elapsed_seconds`.
+    Loading { model: String, elapsed_seconds: u64 },
+    /// Loaded and verified; embeddings are served, search waits for `waiting_for`.
+    Loaded {
+        id: String,
+        dims: usize,
+        waiting_for: String,
+    },
+    /// Could not be loaded; `error` says why.
+    Failed { model: String, error: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct QueueState {
+    /// Jobs waiting or running.
+    pub depth: i64,
+    /// Age of the oldest job, in seconds; null when there is none.
+    pub oldest_seconds: Option<f64>,
+}
+
+/// Which parts of the API work now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Serving {
+    /// As soon as the model is loaded, with or without a database.
+    pub embeddings: bool,
+    /// Once the database, schema and blob store are ready.
+    pub documents: bool,
+    pub keyword_search: bool,
+    /// When everything is ready.
+    pub search: bool,
+}
+
+/// `GET /v1/capabilities`: exactly which build, model files and limits answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Capabilities {
+    pub hearth: BuildInfo,
+    pub system: SystemInfo,
+    pub model: ModelInfo,
+    /// The active embedding space and, during a switch, its target; null until the model is loaded.
+    pub embedding_space: Option<EmbeddingSpaces>,
+    pub ingest: IngestInfo,
+    pub search: SearchInfo,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BuildInfo {
+    pub version: String,
+    /// The source revision hearthd was built from.
+    pub revision: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SystemInfo {
+    /// On NixOS, the running generation's store path name; null elsewhere.
+    pub nixos_generation: Option<String>,
+}
+
+/// The model, by `status`; all of its details once ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ModelInfo {
+    Ready(Box<LoadedModel>),
+    Loading { id: String },
+    Loaded { id: String },
+    Failed { id: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LoadedModel {
+    pub id: String,
+    pub variant: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    pub dims: usize,
+    pub matryoshka_dims: Vec<usize>,
+    pub max_tokens: usize,
+    /// `none` or `dynamic-int8`.
+    pub quantization: String,
+    pub files: Vec<ModelFile>,
+    pub dir: String,
+    /// The onnxruntime library loaded.
+    pub onnxruntime: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ModelFile {
+    pub path: String,
+    /// Verified at load.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EmbeddingSpaces {
+    pub active: EmbeddingSpace,
+    /// The space being built during a model switch; null otherwise.
+    pub target: Option<EmbeddingSpace>,
+}
+
+/// A set of vectors from one model: its id, dimensions and file digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EmbeddingSpace {
+    pub id: i64,
+    pub model_id: String,
+    pub dims: i32,
+    pub digest: String,
+    pub model_dir: String,
+    /// `active`, `building`, or `retired`.
+    pub state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct IngestInfo {
+    pub content_types: Vec<String>,
+    pub max_document_bytes: usize,
+    pub chunking: Chunking,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Chunking {
+    pub max_tokens: usize,
+    pub overlap_tokens: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SearchInfo {
+    pub modes: Vec<SearchMode>,
+    pub max_k: usize,
+    pub max_query_chars: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_inputs_per_request: usize,
+    pub request_timeout_seconds: u64,
+    pub max_concurrent_requests: usize,
+    pub embedding_queue_capacity: usize,
+    pub max_batch_tokens: usize,
+}

@@ -1,0 +1,171 @@
+//! The OpenAPI document against the real hearthd: valid OpenAPI 3.1, exactly the routes of the README's table, and
+//! schemathesis, fuzzing every operation from it, finds no server error and no answer outside it.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use hearth_testkit::{TestHearthd, TestPostgres, test_python};
+use serde_json::Value;
+
+const HEARTHD: &str = env!("CARGO_BIN_EXE_hearthd");
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+/// A fixed seed, so a failure is reproducible; `HEARTH_SCHEMATHESIS_SEED` explores others.
+const DEFAULT_SEED: &str = "20261201";
+
+/// Reads an OpenAPI document on stdin and validates it against the OpenAPI 3.1 specification's schema.
+const VALIDATE: &str = r#"
+import json, sys
+from openapi_spec_validator import validate
+from openapi_spec_validator.validation.validators import OpenAPIV31SpecValidator
+spec = json.load(sys.stdin)
+validate(spec, cls=OpenAPIV31SpecValidator)
+print("valid OpenAPI", spec["openapi"])
+"#;
+
+fn operations(document: &Value) -> BTreeSet<String> {
+    let paths = document["paths"].as_object().expect("paths");
+    paths
+        .iter()
+        .flat_map(|(path, item)| {
+            METHODS
+                .iter()
+                .filter(|method| item.get(**method).is_some())
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect()
+}
+
+/// The `METHOD /path` of every row of the README's HTTP API table.
+fn readme_routes() -> BTreeSet<String> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+        .expect("README.md");
+    readme
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split('`').next())
+        .filter(|route| {
+            METHODS
+                .iter()
+                .any(|method| route.starts_with(&format!("{} /", method.to_uppercase())))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn serving() -> (TestPostgres, TestHearthd) {
+    let postgres = TestPostgres::start().expect("postgres");
+    let database = postgres.create_database().expect("database");
+    let hearthd = TestHearthd::start(HEARTHD.as_ref(), &database, &[]).expect("hearthd");
+    hearthd.ready().await;
+    (postgres, hearthd)
+}
+
+#[tokio::test]
+async fn the_document_is_valid_openapi_3_1_and_lists_exactly_the_readmes_routes() {
+    let python = test_python().expect("run `cargo xtask deps`");
+    let (_postgres, hearthd) = serving().await;
+    let reply = hearthd.api().get("/openapi.json").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let document = reply.body;
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1.")),
+        "{}",
+        document["openapi"]
+    );
+
+    let mut child = Command::new(python)
+        .args(["-c", VALIDATE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(document.to_string().as_bytes())
+        .expect("write the document");
+    let output = child.wait_with_output().expect("validator");
+    assert!(
+        output.status.success(),
+        "not a valid OpenAPI 3.1 document:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let documented = operations(&document);
+    let listed = readme_routes();
+    assert!(listed.len() >= 12, "the README's table was not found: {listed:?}");
+    assert_eq!(
+        documented, listed,
+        "the OpenAPI document and the README's HTTP API table differ"
+    );
+    // Every operation answers errors in a documented body.
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for method in METHODS {
+            if let Some(operation) = item.get(method) {
+                assert!(
+                    operation["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                    "{method} {path} documents no response"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_schema() {
+    let python = test_python().expect("run `cargo xtask deps`");
+    let (_postgres, hearthd) = serving().await;
+    // Every operation but the document itself, which schemathesis reads rather than fuzzes.
+    let mut expected = operations(&hearthd.api().get("/openapi.json").await.body);
+    expected.remove("GET /openapi.json");
+    let seed = std::env::var("HEARTH_SCHEMATHESIS_SEED").unwrap_or_else(|_| DEFAULT_SEED.into());
+    // Fuzzing and stateful testing repeat until this is spent; `HEARTH_SCHEMATHESIS_SECONDS` for a longer hunt.
+    let seconds = std::env::var("HEARTH_SCHEMATHESIS_SECONDS").unwrap_or_else(|_| "90".into());
+    let report = Path::new(env!("CARGO_TARGET_TMPDIR")).join("schemathesis-junit.xml");
+    let _ = std::fs::remove_file(&report);
+    let junit = report.clone();
+    let schema = format!("{}/openapi.json", hearthd.url);
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            // schemathesis keeps a cache in its working directory: not in the source tree.
+            .current_dir(env!("CARGO_TARGET_TMPDIR"))
+            .args(["-m", "schemathesis.cli", "run", &schema, "--no-color"])
+            .args([
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            ])
+            .args(["--seed", &seed, "--max-examples", "40", "--workers", "2", "--max-time", &seconds])
+            .args(["--generation-database", "none", "--report", "junit", "--report-junit-path"])
+            .arg(&junit)
+            .env("NO_PROXY", "*")
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("schemathesis runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // The seed and summary are in schemathesis's own output; shown with the test's output, and on failure.
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "schemathesis found problems (seed and reproduction above):\n{stdout}\n{}\nhearthd's log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        hearthd.log_text()
+    );
+    let junit = std::fs::read_to_string(&report).expect("schemathesis's JUnit report");
+    let tested: BTreeSet<String> = junit
+        .split("<testcase name=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|name| name.contains(" /"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(tested, expected, "schemathesis did not test every operation");
+}
