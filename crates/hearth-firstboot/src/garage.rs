@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::secrets::Secret;
-use crate::store::MintError;
+use crate::secrets_dir::MintError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GarageError {

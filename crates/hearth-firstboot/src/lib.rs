@@ -3,4 +3,4 @@
 
 pub mod garage;
 pub mod secrets;
-pub mod store;
+pub mod secrets_dir;

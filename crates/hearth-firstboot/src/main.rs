@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use hearth_firstboot::garage::{GarageAdmin, ProvisionOptions, ProvisionState};
-use hearth_firstboot::store::{MintOptions, SecretState, SecretsDir};
+use hearth_firstboot::secrets_dir::{MintOptions, SecretState, SecretsDir};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use base64::Engine as _;
 use hearth_firstboot::secrets;
-use hearth_firstboot::store::SecretsDir;
+use hearth_firstboot::secrets_dir::SecretsDir;
 use hearth_testkit::TestGarage;
 use object_store::ObjectStoreExt as _;
 use object_store::path::Path as ObjectPath;
