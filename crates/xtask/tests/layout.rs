@@ -29,6 +29,19 @@ fn sources(dir: &str) -> Vec<(String, String)> {
     found
 }
 
+/// The sources of the crates the layout rules cover.
+fn covered_sources() -> Vec<(String, String)> {
+    [
+        "crates/hearthd/src",
+        "crates/hearth-core/src",
+        "crates/hearth-api/src",
+        "crates/hearth-cli/src",
+    ]
+    .into_iter()
+    .flat_map(sources)
+    .collect()
+}
+
 /// The code of a line: comments and doc comments dropped.
 fn code(line: &str) -> &str {
     line.split("//").next().unwrap_or_default()
@@ -71,17 +84,10 @@ fn functions(text: &str) -> Vec<(String, usize, usize)> {
 #[test]
 fn no_function_in_hearthd_or_hearth_core_is_longer_than_80_lines() {
     let mut long = Vec::new();
-    for dir in [
-        "crates/hearthd/src",
-        "crates/hearth-core/src",
-        "crates/hearth-api/src",
-        "crates/hearth-cli/src",
-    ] {
-        for (path, text) in sources(dir) {
-            for (name, line, length) in functions(&text) {
-                if length > MAX_FUNCTION_LINES {
-                    long.push(format!("{path}:{line} {name} ({length} lines)"));
-                }
+    for (path, text) in covered_sources() {
+        for (name, line, length) in functions(&text) {
+            if length > MAX_FUNCTION_LINES {
+                long.push(format!("{path}:{line} {name} ({length} lines)"));
             }
         }
     }
@@ -116,20 +122,13 @@ fn has_sql(line: &str) -> bool {
 #[test]
 fn sql_lives_only_in_hearth_cores_store() {
     let mut outside = Vec::new();
-    for dir in [
-        "crates/hearthd/src",
-        "crates/hearth-core/src",
-        "crates/hearth-api/src",
-        "crates/hearth-cli/src",
-    ] {
-        for (path, text) in sources(dir) {
-            if path.starts_with("crates/hearth-core/src/store/") {
-                continue;
-            }
-            for (number, line) in text.lines().enumerate() {
-                if has_sql(line) {
-                    outside.push(format!("{path}:{}: {}", number + 1, line.trim()));
-                }
+    for (path, text) in covered_sources() {
+        if path.starts_with("crates/hearth-core/src/store/") {
+            continue;
+        }
+        for (number, line) in text.lines().enumerate() {
+            if has_sql(line) {
+                outside.push(format!("{path}:{}: {}", number + 1, line.trim()));
             }
         }
     }
