@@ -289,6 +289,8 @@
   pythonPackages = {
     openai = package "openai" "stub" {};
     prometheus-client = package "prometheus-client" "stub" {};
+    openapi-spec-validator = package "openapi-spec-validator" "stub" {};
+    schemathesis = package "schemathesis" "stub" {};
   };
 in
   pkgs
