@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use hearth_api::ErrorCode;
 use hearth_testkit::{TestHearthd, TestPostgres};
 
 mod common;
@@ -390,6 +391,20 @@ async fn bad_input_gets_the_status_that_says_what_to_change() {
     assert_eq!(again["outcome"], "retried");
     assert_eq!(again["status"], "pending");
     assert_eq!(hub.settled(&id(&again)).await["status"], "failed");
+
+    // A list filter PostgreSQL cannot take is the client's to fix, not a 500.
+    let api = hub.hearthd.api();
+    for (query, code) in [
+        ("content_sha256=%00", ErrorCode::InvalidRequest),
+        ("content_sha256=ABC", ErrorCode::InvalidRequest),
+        ("metadata=%7B%22a%22%3A%22%5Cu0000%22%7D", ErrorCode::InvalidText),
+        ("metadata=%5B1%5D", ErrorCode::InvalidMetadata),
+    ] {
+        let status = if code == ErrorCode::InvalidText { 422 } else { 400 };
+        api.get(&format!("/v1/documents?{query}"))
+            .await
+            .assert_error(status, code);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -181,6 +181,22 @@ fn list_filter(params: &ListParams) -> Result<ListFilter, LibraryError> {
         )));
     }
     let metadata = params.metadata.as_deref().map(parse_metadata).transpose()?;
+    if let Some(metadata) = &metadata {
+        if !metadata.is_object() {
+            return Err(LibraryError::MetadataNotObject);
+        }
+        storable_json("metadata", metadata)?;
+    }
+    if let Some(sha256) = &params.content_sha256
+        && !(sha256.len() == 64
+            && sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    {
+        return Err(LibraryError::InvalidRequest(
+            "content_sha256 must be 64 lower-case hex digits (a sha256 of the document's bytes)".into(),
+        ));
+    }
     Ok(ListFilter {
         status: params.status.clone(),
         metadata,
