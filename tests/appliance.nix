@@ -26,6 +26,7 @@ pkgs.testers.runNixOSTest {
         "garage-metrics-token",
         "s3-access-key-id",
         "s3-secret-key",
+        "setup-code",
     ]
 
     def digests():
@@ -35,7 +36,7 @@ pkgs.testers.runNixOSTest {
 
     with subtest("first boot mints every secret: root-only, 0400, outside the store, all different"):
         machine.wait_for_unit("hearth-firstboot.service")
-        machine.succeed(f"test -f {secrets}/.minted-v1")
+        machine.succeed(f"test -f {secrets}/.minted-v2")
         machine.succeed(f"test \"$(stat -c '%a %U' {secrets})\" = '700 root'")
         for name in names:
             machine.succeed(f"test \"$(stat -c '%a %U' {secrets}/{name})\" = '400 root'")

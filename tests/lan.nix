@@ -58,5 +58,25 @@ pkgs.testers.runNixOSTest {
 
     with subtest("loopback on the server needs no token"):
         server.succeed("curl -sf http://127.0.0.1:8080/v1/documents")
+
+    with subtest("the console shows the web UI's address and the setup code, which signs a browser in"):
+        server.succeed("grep -q 'sign in with the setup code' /etc/issue.d/hearth-setup.issue")
+        code = server.succeed("hearth setup-code").strip()
+        server.succeed(f"grep -qF '{code}' /etc/issue.d/hearth-setup.issue")
+        origin = "-H 'Origin: http://server:8080'"
+        signed_in = client.succeed(
+            f"curl -s -o /dev/null -w '%{{http_code}}' -c /root/jar {origin} --data-urlencode 'secret={code}' http://server:8080/signin"
+        ).strip()
+        assert signed_in == "303", signed_in
+        page = client.succeed("curl -sf -b /root/jar http://server:8080/library")
+        assert "Add documents" in page, page
+
+    with subtest("must fail: a wrong setup code, or none, does not open the UI"):
+        wrong = client.succeed(
+            f"curl -s -o /dev/null -w '%{{http_code}}' {origin} --data-urlencode 'secret=AAAA-BBBB-CCCC-DDDD' http://server:8080/signin"
+        ).strip()
+        assert wrong == "401", wrong
+        redirected = client.succeed("curl -s -o /dev/null -w '%{http_code}' http://server:8080/library").strip()
+        assert redirected == "303", redirected
   '';
 }

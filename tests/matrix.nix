@@ -114,7 +114,7 @@
       (when (external && combination.firstboot) ''
         with subtest("first boot mints the database password; hearthd waits for the server to accept it"):
             machine.wait_for_unit("hearth-firstboot.service")
-            machine.succeed(f"test -f {secrets}/.minted-v1-tcp")
+            machine.succeed(f"test -f {secrets}/.minted-v2-tcp")
             machine.wait_until_succeeds(
                 "systemctl show -P StatusText hearthd.service | grep -q 'waiting for the database'", timeout=300
             )
@@ -157,12 +157,12 @@
         if combination.firstboot
         then ''
           with subtest("first boot ran and left its sentinel"):
-              machine.succeed(f"test -f {secrets}/.minted-v1${when external "-tcp"}")
+              machine.succeed(f"test -f {secrets}/.minted-v2${when external "-tcp"}")
         ''
         else ''
           with subtest("without first boot: no unit, no sentinel, and the site's secrets are ones hearth accepts"):
               machine.fail("systemctl cat hearth-firstboot.service")
-              machine.fail(f"ls {secrets}/.minted-v1*")
+              machine.fail(f"ls {secrets}/.minted-v2*")
               status = machine.execute(f"${firstbootBin} --secrets-dir {secrets} status --no-garage${when external " --postgres-over-tcp"}")[1]
               for name in ${builtins.toJSON provided}:
                   assert any(line.startswith("present") and f" {name} " in line for line in status.splitlines()), status

@@ -1,5 +1,5 @@
 //! hearth's benchmarks. Each measures hearth against a baseline taken in the same run on the same machine and
-//! prints a markdown section; run them through `cargo xtask bench embed|ingest|search|memory|quality|all`, which builds this in
+//! prints a markdown section; run them through `cargo xtask bench embed|ingest|search|memory|quality|ui|all`, which builds this in
 //! release mode, installs what they need and writes the section into docs/benchmarks.md.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -14,6 +14,7 @@ mod ingest;
 mod memory;
 mod quality;
 mod search;
+mod ui;
 
 #[derive(Debug, Parser)]
 struct Cli {
@@ -36,6 +37,8 @@ enum Bench {
     Search(search::Args),
     /// Recall and MRR of every search mode on known-item corpora, against BM25 over whole documents.
     Quality(quality::Args),
+    /// The web UI's Home in a real browser: weight and first render, against the same bytes served statically.
+    Ui(ui::Args),
 }
 
 fn main() -> Result<()> {
@@ -46,6 +49,7 @@ fn main() -> Result<()> {
         Bench::Search(args) => Some(search::run(args)?),
         Bench::Memory(args) => Some(memory::run(args)?),
         Bench::Quality(args) => Some(quality::run(args)?),
+        Bench::Ui(args) => Some(ui::run(args)?),
     };
     if let Some(report) = report {
         println!("\n{report}");

@@ -96,6 +96,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// On the box, as root: print the setup code that signs a browser in to the web UI (first boot minted it;
+    /// the console's login prompt shows it too).
+    SetupCode {
+        /// Where first boot keeps the secrets.
+        #[arg(long, env = "HEARTH_SECRETS_DIR", default_value = "/var/lib/hearth/secrets")]
+        secrets_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,6 +128,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Doctor { config, json } => doctor(config.as_deref(), json),
+        Command::SetupCode { secrets_dir } => setup_code(&secrets_dir),
         command => match Hearth::new(&cli.url, cli.token_file.as_deref()) {
             Ok(client) => run(&client, command).await,
             Err(error) => Err(error),
@@ -168,7 +176,21 @@ async fn run(client: &Hearth, command: Command) -> Result<ExitCode> {
         } => search(client, query, k, mode, metadata.as_deref(), json).await,
         Command::Docs { command } => docs(client, command).await,
         Command::Doctor { config, json } => doctor(config.as_deref(), json),
+        Command::SetupCode { secrets_dir } => setup_code(&secrets_dir),
     }
+}
+
+/// The setup code, for the person at the box; nothing else is printed, so it can be piped.
+fn setup_code(secrets_dir: &Path) -> Result<ExitCode> {
+    let path = secrets_dir.join("setup-code");
+    let code = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (run as root on the appliance; first boot writes it)",
+            path.display()
+        )
+    })?;
+    println!("{}", code.trim());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_mode(text: &str) -> Result<SearchMode, String> {

@@ -18,6 +18,13 @@ pub const TOKEN_CREDENTIAL: &str = "api-token";
 /// minted and is guessable.
 pub const MIN_TOKEN_CHARS: usize = 32;
 
+/// The credential name of the web UI's setup code (what hearth-firstboot mints and the console shows).
+pub const SETUP_CODE_CREDENTIAL: &str = "setup-code";
+
+/// Shortest setup code accepted, counting letters and digits only: 12 base32 characters are 60 bits, which the
+/// sign-in rate limit makes unguessable.
+pub const MIN_SETUP_CODE_CHARS: usize = 12;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
@@ -25,8 +32,20 @@ pub struct AuthConfig {
     pub token_files: Vec<PathBuf>,
     /// Routes reachable without a token from any address.
     pub open_routes: Vec<String>,
-    /// Requests from a loopback address need no token (the box's own CLI and health checks).
+    /// Requests from a loopback address need no token (the box's own CLI and health checks). Never for a
+    /// request a browser makes (it carries `Origin` or `Sec-Fetch-Site`): a page must sign in.
     pub trust_loopback: bool,
+    /// A file holding the setup code that signs a browser in to the web UI, besides the api-token.
+    /// `$CREDENTIALS_DIRECTORY/setup-code` is used when it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_code_file: Option<PathBuf>,
+    /// How long a browser stays signed in to the web UI, in hours.
+    #[serde(default = "default_session_hours")]
+    pub session_hours: u64,
+}
+
+fn default_session_hours() -> u64 {
+    7 * 24
 }
 
 impl Default for AuthConfig {
@@ -35,6 +54,8 @@ impl Default for AuthConfig {
             token_files: Vec::new(),
             open_routes: vec!["/healthz".into()],
             trust_loopback: true,
+            setup_code_file: None,
+            session_hours: default_session_hours(),
         }
     }
 }
@@ -67,6 +88,12 @@ pub enum Identity {
     Token(String),
     /// An open route reached from elsewhere without a token.
     Anonymous,
+    /// A browser signed in to the web UI: the last 8 hex digits of its session's id, and what signed it in
+    /// (`token:<fingerprint>` or `setup-code:<fingerprint>`).
+    Session {
+        session: String,
+        created_by: String,
+    },
 }
 
 impl std::fmt::Display for Identity {
@@ -75,6 +102,7 @@ impl std::fmt::Display for Identity {
             Identity::Localhost => f.write_str("localhost"),
             Identity::Token(fingerprint) => write!(f, "token:{fingerprint}"),
             Identity::Anonymous => f.write_str("anonymous"),
+            Identity::Session { session, created_by } => write!(f, "session:{session}/{created_by}"),
         }
     }
 }
@@ -83,6 +111,8 @@ impl std::fmt::Display for Identity {
 pub struct Tokens {
     digests: Vec<[u8; 32]>,
     sources: Vec<PathBuf>,
+    /// The sha256 of the normalised setup code, when one is configured.
+    setup_code: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -90,6 +120,7 @@ impl std::fmt::Debug for Tokens {
         f.debug_struct("Tokens")
             .field("fingerprints", &self.fingerprints())
             .field("sources", &self.sources)
+            .field("setup_code", &self.setup_code.map(|d| hex::encode(&d[..3])))
             .finish()
     }
 }
@@ -112,7 +143,42 @@ impl Tokens {
                 tokens.sources.push(path);
             }
         }
+        let setup_credential = credentials_dir
+            .map(|dir| dir.join(SETUP_CODE_CREDENTIAL))
+            .filter(|path| path.exists())
+            .map(|path| (path, Source::Credential));
+        let setup_file = config
+            .setup_code_file
+            .clone()
+            .map(|path| (path, Source::TokenFile));
+        if let Some((path, source)) = setup_file.or(setup_credential) {
+            tokens.setup_code = Some(read_setup_code_digest(&path, source)?);
+        }
         Ok(tokens)
+    }
+
+    /// The fingerprint of the setup code, when it matches the configured one (compared in constant time).
+    /// Dashes, spaces and letter case do not matter: people type it off a screen.
+    pub fn verify_setup_code(&self, presented: &str) -> Option<String> {
+        let known = self.setup_code?;
+        let digest: [u8; 32] = Sha256::digest(normalize_setup_code(presented).as_bytes()).into();
+        bool::from(known.ct_eq(&digest)).then(|| hex::encode(&digest[..3]))
+    }
+
+    pub fn has_setup_code(&self) -> bool {
+        self.setup_code.is_some()
+    }
+
+    /// Whether a session's `created_by` (`token:<fp>` or `setup-code:<fp>`) names a secret that still opens this
+    /// hearth: a session signed in with a token or code since replaced ends with it.
+    pub fn still_valid(&self, created_by: &str) -> bool {
+        match created_by.split_once(':') {
+            Some(("token", fingerprint)) => self.fingerprints().iter().any(|known| known == fingerprint),
+            Some(("setup-code", fingerprint)) => self
+                .setup_code
+                .is_some_and(|digest| hex::encode(&digest[..3]) == fingerprint),
+            _ => false,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -149,7 +215,32 @@ enum Source {
     Credential,
 }
 
-fn read_token_digest(path: &Path, source: Source) -> Result<[u8; 32], AuthError> {
+/// A setup code as typed: letters and digits only, upper case.
+pub fn normalize_setup_code(text: &str) -> String {
+    text.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+fn read_setup_code_digest(path: &Path, source: Source) -> Result<[u8; 32], AuthError> {
+    let bytes = read_secret_file(path, source)?;
+    let code = normalize_setup_code(&String::from_utf8_lossy(&bytes));
+    if code.len() < MIN_SETUP_CODE_CHARS {
+        return Err(AuthError::TokenFile {
+            path: path.to_owned(),
+            problem: format!(
+                "holds a setup code of {} letters and digits; at least {MIN_SETUP_CODE_CHARS} are required \
+                 (`hearth-firstboot mint` writes 16)",
+                code.len()
+            ),
+        });
+    }
+    Ok(Sha256::digest(code.as_bytes()).into())
+}
+
+/// A secret file's bytes, refused when group or others may read or write it (see [`Source`]).
+fn read_secret_file(path: &Path, source: Source) -> Result<zeroize::Zeroizing<Vec<u8>>, AuthError> {
     let problem = |problem: String| AuthError::TokenFile {
         path: path.to_owned(),
         problem,
@@ -174,6 +265,15 @@ fn read_token_digest(path: &Path, source: Source) -> Result<[u8; 32], AuthError>
     let mut bytes = zeroize::Zeroizing::new(Vec::new());
     file.read_to_end(&mut bytes)
         .map_err(|e| problem(format!("cannot read: {e}")))?;
+    Ok(bytes)
+}
+
+fn read_token_digest(path: &Path, source: Source) -> Result<[u8; 32], AuthError> {
+    let problem = |problem: String| AuthError::TokenFile {
+        path: path.to_owned(),
+        problem,
+    };
+    let bytes = read_secret_file(path, source)?;
     let token = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
     if token.len() < MIN_TOKEN_CHARS {
         return Err(problem(format!(
@@ -242,6 +342,41 @@ mod tests {
         assert_eq!(tokens.verify(format!("{a}x").as_bytes()), None);
         assert_eq!(tokens.verify(b""), None);
         assert!(!format!("{tokens:?}").contains(&a));
+    }
+
+    #[test]
+    fn the_setup_code_verifies_as_typed_off_a_screen_and_a_short_one_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = AuthConfig {
+            setup_code_file: Some(token_file(dir.path(), "code", "K7QM-4XWD-9RTB-HN2P\n", 0o400)),
+            ..AuthConfig::default()
+        };
+        let tokens = Tokens::load(&config, None).expect("load");
+        assert!(tokens.has_setup_code());
+        let fingerprint = tokens
+            .verify_setup_code("k7qm 4xwd 9rtb hn2p")
+            .expect("typed loosely");
+        assert_eq!(
+            tokens.verify_setup_code("K7QM4XWD9RTBHN2P"),
+            Some(fingerprint.clone())
+        );
+        assert_eq!(tokens.verify_setup_code("K7QM-4XWD-9RTB-HN2Q"), None);
+        assert!(tokens.still_valid(&format!("setup-code:{fingerprint}")));
+        assert!(!tokens.still_valid("setup-code:000000"));
+        assert!(!tokens.still_valid(&format!("token:{fingerprint}")));
+        assert_eq!(tokens.verify_setup_code(""), None);
+        assert!(
+            Tokens::default()
+                .verify_setup_code("K7QM-4XWD-9RTB-HN2P")
+                .is_none()
+        );
+        assert!(!format!("{tokens:?}").contains("K7QM"));
+        let short = AuthConfig {
+            setup_code_file: Some(token_file(dir.path(), "short", "AB-CD", 0o400)),
+            ..AuthConfig::default()
+        };
+        let error = Tokens::load(&short, None).expect_err("too short").to_string();
+        assert!(error.contains("at least 12"), "{error}");
     }
 
     #[test]

@@ -192,6 +192,12 @@ impl Config {
                 "blobs.backend = \"s3\" needs blobs.endpoint, e.g. \"http://127.0.0.1:3900\"".into(),
             ));
         }
+        if !(1..=8760).contains(&self.auth.session_hours) {
+            return Err(ConfigError::Invalid(format!(
+                "auth.session_hours = {} is out of range: a browser session lasts 1 to 8760 hours (a year)",
+                self.auth.session_hours
+            )));
+        }
         for route in &self.auth.open_routes {
             if !route.starts_with('/') {
                 return Err(ConfigError::Invalid(format!(

@@ -40,6 +40,10 @@ enum Command {
         /// Also write systemd-creds-encrypted copies (TPM2 when present) under sealed/ for LoadCredentialEncrypted=.
         #[arg(long)]
         seal: bool,
+        /// Also write `console.issue`: the web UI's address on this port and the setup code, for the console's
+        /// login prompt (NixOS links it into /etc/issue.d).
+        #[arg(long, value_name = "PORT")]
+        console_issue_port: Option<u16>,
     },
     /// Provision Garage through its admin API: single-node layout, hearth's S3 key, the bucket and its grants.
     Garage {
@@ -108,6 +112,7 @@ async fn run(dir: &SecretsDir, command: Command) -> anyhow::Result<ExitCode> {
             postgres_over_tcp,
             repair,
             seal,
+            console_issue_port,
         } => {
             let report = dir.mint(&MintOptions {
                 postgres_over_tcp,
@@ -116,6 +121,13 @@ async fn run(dir: &SecretsDir, command: Command) -> anyhow::Result<ExitCode> {
             })?;
             for (spec, state) in &report.secrets {
                 println!("{}", describe(spec.name, state));
+            }
+            if let Some(port) = console_issue_port {
+                let path = dir.write_console_issue(port)?;
+                println!(
+                    "console   the setup code is shown at the login prompt ({})",
+                    path.display()
+                );
             }
             for name in &report.sealed {
                 println!("sealed    {name} -> sealed/{name}.cred");

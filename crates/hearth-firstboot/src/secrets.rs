@@ -24,7 +24,13 @@ pub enum Format {
     Hex { prefix: &'static str, bytes: usize },
     /// Exactly `bytes` raw random bytes.
     Raw { bytes: usize },
+    /// `groups` groups of 4 characters of Crockford's base32 (no I, L, O, U), joined by dashes: a code a person
+    /// reads off a screen and types. 5 random bits a character.
+    Code { groups: usize },
 }
+
+/// Crockford's base32: digits and letters that cannot be misread as each other.
+const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 #[derive(Debug)]
 pub struct SecretSpec {
@@ -88,6 +94,13 @@ pub const SECRETS: &[SecretSpec] = &[
         },
         need: Need::Always,
         purpose: "S3 secret key of hearth's bucket",
+    },
+    SecretSpec {
+        name: "setup-code",
+        // 80 bits; hearthd limits wrong sign-ins to 10 a minute.
+        format: Format::Code { groups: 4 },
+        need: Need::Always,
+        purpose: "signs a browser in to the web UI; shown on the console",
     },
     SecretSpec {
         name: "postgres-password",
@@ -177,6 +190,14 @@ impl SecretSpec {
                 format!("{prefix}{}", hex::encode(random_bytes(bytes)?.as_slice())).into_bytes()
             }
             Format::Raw { bytes } => random_bytes(bytes)?.to_vec(),
+            Format::Code { groups } => {
+                // 256 is a multiple of 32, so the low 5 bits of a random byte are uniform.
+                let characters: Vec<u8> = random_bytes(groups * 4)?
+                    .iter()
+                    .map(|byte| CODE_ALPHABET[usize::from(byte & 31)])
+                    .collect();
+                characters.chunks(4).collect::<Vec<_>>().join(&b'-')
+            }
         };
         Ok(Secret::new(encoded))
     }
@@ -196,6 +217,24 @@ impl SecretSpec {
             }
         }
         match self.format {
+            Format::Code { groups } => {
+                let characters: Vec<u8> = value.iter().copied().filter(|b| *b != b'-').collect();
+                if value.ends_with(b"\n") {
+                    Some("ends with a newline; write it without one (printf, not echo)".into())
+                } else if !characters.iter().all(|b| CODE_ALPHABET.contains(b)) {
+                    Some(
+                        "must be upper-case Crockford base32 (0-9, A-Z without I, L, O, U) and dashes".into(),
+                    )
+                } else if characters.len() != groups * 4 {
+                    Some(format!(
+                        "must have {} characters besides dashes, found {}",
+                        groups * 4,
+                        characters.len()
+                    ))
+                } else {
+                    None
+                }
+            }
             Format::Raw { bytes } => (value.len() != bytes)
                 .then(|| format!("must be exactly {bytes} raw bytes, found {}", value.len())),
             Format::UrlSafe { bytes } => {

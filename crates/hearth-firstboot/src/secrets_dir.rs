@@ -19,9 +19,12 @@ use crate::secrets::{self, RandomError, Secret, SecretSpec};
 /// Bumped whenever [`secrets::SECRETS`] changes, so that an upgraded system whose sentinel predates the new table
 /// runs first boot again and mints only what is new. `tests::the_sentinel_version_tracks_the_secret_table`
 /// fails until it is bumped.
-pub const SECRET_SET_VERSION: u32 = 1;
+pub const SECRET_SET_VERSION: u32 = 2;
 
 const TEMP_MARKER: &str = ".tmp-";
+
+/// The console note [`SecretsDir::write_console_issue`] writes.
+pub const CONSOLE_ISSUE: &str = "console.issue";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MintError {
@@ -374,6 +377,22 @@ impl SecretsDir {
         ))
     }
 
+    /// Writes the console's sign-in note (`agetty` shows `/etc/issue.d/*.issue`, which NixOS links here): the
+    /// address to open and the setup code. Root-only like the secrets; rewritten on every run, so a repaired code
+    /// shows at the next prompt.
+    pub fn write_console_issue(&self, port: u16) -> Result<PathBuf, MintError> {
+        let code = self.read("setup-code")?;
+        let code = String::from_utf8_lossy(code.expose());
+        // agetty replaces `\4` with the machine's IPv4 address.
+        let text = format!(
+            "hearth: open http://\\4:{port}/ (or http://hearth.local:{port}/) in a browser on this network\n\
+             hearth: and sign in with the setup code  {code}\n\n"
+        );
+        let dir = self.open_existing()?;
+        self.write(&dir, CONSOLE_ISSUE, text.as_bytes(), Replace::Always)?;
+        Ok(self.path.join(CONSOLE_ISSUE))
+    }
+
     fn write(&self, dir: &OwnedFd, name: &str, bytes: &[u8], replace: Replace) -> Result<Written, MintError> {
         let temp = format!(".{name}{TEMP_MARKER}{}", std::process::id());
         let temp_path = self.path.join(&temp);
@@ -557,7 +576,7 @@ mod tests {
     use sha2::{Digest, Sha256};
 
     /// The table's shape for each [`SECRET_SET_VERSION`]; a change to the table needs a new entry and a bump.
-    const KNOWN_TABLES: &[(u32, &str)] = &[(1, "0dc777")];
+    const KNOWN_TABLES: &[(u32, &str)] = &[(1, "0dc777"), (2, "acb695")];
 
     #[test]
     fn the_sentinel_version_tracks_the_secret_table() {

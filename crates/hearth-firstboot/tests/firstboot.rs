@@ -148,7 +148,7 @@ fn a_fresh_machine_gets_every_secret_0400_in_a_0700_directory_and_no_two_machine
     }
     // TCP PostgreSQL is not configured, so there is no password.
     assert!(!first.secrets_dir().join("postgres-password").exists());
-    assert!(first.secrets_dir().join(".minted-v1").exists());
+    assert!(first.secrets_dir().join(".minted-v2").exists());
     assert!(printed.contains("first boot complete"), "{printed}");
 }
 
@@ -162,7 +162,7 @@ fn a_second_run_changes_nothing_not_even_a_timestamp() {
     };
     let before_files = machine.files();
     let mut paths: Vec<PathBuf> = needed().iter().map(|n| machine.secrets_dir().join(n)).collect();
-    paths.push(machine.secrets_dir().join(".minted-v1"));
+    paths.push(machine.secrets_dir().join(".minted-v2"));
     paths.push(machine.secrets_dir());
     let before: Vec<_> = paths.iter().map(|p| stamp(p)).collect();
 
@@ -198,7 +198,7 @@ fn a_crash_at_any_point_leaves_whole_files_and_the_rerun_completes() {
         let mut machine = Machine::new();
         let crashed = machine.firstboot(&["mint"], &[("HEARTH_FIRSTBOOT_CRASH_AT", &point)]);
         assert_eq!(crashed.status.signal(), Some(9), "{point}: {}", text(&crashed));
-        assert!(!machine.secrets_dir().join(".minted-v1").exists(), "{point}");
+        assert!(!machine.secrets_dir().join(".minted-v2").exists(), "{point}");
         let survivors = machine.files();
         for (name, bytes) in &survivors {
             if name.starts_with('.') {
@@ -230,7 +230,7 @@ fn a_crash_at_any_point_leaves_whole_files_and_the_rerun_completes() {
         for (name, bytes) in survivors.iter().filter(|(n, _)| !n.starts_with('.')) {
             assert_eq!(complete.get(name), Some(bytes), "{point}: {name} was regenerated");
         }
-        assert!(complete.contains_key(".minted-v1"));
+        assert!(complete.contains_key(".minted-v2"));
     }
 }
 

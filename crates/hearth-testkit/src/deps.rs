@@ -29,22 +29,28 @@ pub fn cache_dir() -> Result<PathBuf, KitError> {
 
 /// A Python 3.11 interpreter with the packages the tests drive hearth with (the official `openai` client).
 pub fn test_python() -> Result<PathBuf, KitError> {
+    recorded("HEARTH_TEST_PYTHON", "the test Python environment")
+}
+
+/// The browser tests' `node_modules` (playwright-core, axe-core), installed by `cargo xtask deps`.
+pub fn node_modules() -> Result<PathBuf, KitError> {
+    recorded("HEARTH_NODE_MODULES", "the browser tests' Node packages")
+}
+
+/// A path from the environment, else from the env file `cargo xtask deps` writes, that must exist.
+fn recorded(var: &'static str, what: &'static str) -> Result<PathBuf, KitError> {
     let env_file = cache_dir()?.join(ENV_FILE);
-    let var = "HEARTH_TEST_PYTHON";
     let path = std::env::var_os(var)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| read_env_file(&env_file).get(var).map(PathBuf::from))
         .ok_or_else(|| KitError::MissingDependency {
-            what: "the test Python environment",
+            what,
             var,
             env_file: env_file.clone(),
         })?;
     if !path.exists() {
-        return Err(KitError::MissingFile {
-            what: "the test Python environment",
-            path,
-        });
+        return Err(KitError::MissingFile { what, path });
     }
     Ok(path)
 }

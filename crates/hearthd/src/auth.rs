@@ -9,6 +9,7 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hearth_core::auth::{AuthConfig, Identity, Tokens};
+use hearth_core::library::Library;
 
 use crate::error::ApiError;
 
@@ -18,8 +19,12 @@ pub struct Auth {
     pub config: AuthConfig,
 }
 
+/// The caller's identity: a bearer token, else loopback trust or an open route, else a signed-in browser's
+/// session cookie; or the refusal that says what to send.
+/// `library`: where browser sessions are looked up; `None` where a session cookie must not count (the metrics
+/// listener, which has no browser guard in front of it).
 pub async fn authenticate(
-    State(auth): State<Arc<Auth>>,
+    State((auth, library)): State<(Arc<Auth>, Option<Arc<Library>>)>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut request: Request,
     next: Next,
@@ -28,7 +33,20 @@ pub async fn authenticate(
     // A browser on this box running another site's page is not the box's own client.
     let local = peer.ip().to_canonical().is_loopback()
         && request.extensions().get::<crate::browser::CrossSite>().is_none();
-    match identify(&auth, local, path, request.headers().get(header::AUTHORIZATION)) {
+    let bearer = request.headers().get(header::AUTHORIZATION);
+    let cross_site = request.extensions().get::<crate::browser::CrossSite>().is_some();
+    let identified = match (identify(&auth, local, path, bearer), &library) {
+        // A page of another site (even another port of this host) gets nothing through the visitor's session.
+        (Err(refusal), Some(library)) if bearer.is_none() && !cross_site => {
+            match crate::ui::session_identity(&auth, library, request.method(), request.headers()).await {
+                Ok(Some(identity)) => Ok(identity),
+                Ok(None) => Err(refusal),
+                Err(error) => Err(error),
+            }
+        }
+        (other, _) => other,
+    };
+    match identified {
         Ok(identity) => {
             request.extensions_mut().insert(identity.clone());
             let mut response = next.run(request).await;

@@ -141,7 +141,10 @@ fn secured(mut response: Response) -> Response {
             "default-src 'none'; frame-ancestors 'none'; sandbox",
         ));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Pages say `same-origin` instead: under `no-referrer` a browser sends their own form posts as `Origin: null`.
+    headers
+        .entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("no-referrer"));
     headers.insert(
         "cross-origin-resource-policy",
         HeaderValue::from_static("same-origin"),

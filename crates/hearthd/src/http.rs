@@ -21,7 +21,7 @@ use prometheus_client::registry::Registry;
 use crate::auth::{self, Auth};
 use crate::error::ApiError;
 use crate::observe::{self, HttpMetrics};
-use crate::{browser, capabilities, documents, openai, openapi};
+use crate::{browser, capabilities, documents, openai, openapi, ui};
 
 #[derive(Clone)]
 pub enum ModelState {
@@ -103,7 +103,8 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
     let body_limit = state.config.api.max_body_bytes;
     let document_limit = state.config.ingest.max_document_bytes;
     let limits = Arc::clone(&state.config);
-    Router::new()
+    let authentication = (Arc::clone(&auth), Some(Arc::clone(&state.library)));
+    let api = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -131,7 +132,13 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
             (body_limit, document_limit),
             check_content_length,
         ))
-        .layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
+        .layer(axum::middleware::from_fn_with_state(
+            authentication,
+            auth::authenticate,
+        ))
+        .with_state(state.clone());
+    // The pages check their session themselves: a browser that is not signed in is sent to sign in, not refused.
+    api.merge(ui::router(state.clone(), auth))
         // tower's layers, so that one handler turns both limits into hearth's JSON errors.
         .layer(
             tower::ServiceBuilder::new()
@@ -157,14 +164,16 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
             Arc::clone(&state.http_metrics),
             observe::observe,
         ))
-        .with_state(state)
 }
 
 /// `metrics.listen`: `/metrics` alone, behind the same authentication and request log as the API.
 pub fn metrics_router(state: AppState, auth: Arc<Auth>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
-        .layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
+        .layer(axum::middleware::from_fn_with_state(
+            (auth, None),
+            auth::authenticate,
+        ))
         .layer(axum::middleware::from_fn(check_headers))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state.http_metrics),
@@ -293,7 +302,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     (status, Json(readiness)).into_response()
 }
 
-async fn readiness(state: &AppState) -> Readiness {
+pub(crate) async fn readiness(state: &AppState) -> Readiness {
     let library = &state.library;
     let (database, database_ok) = database_state(library).await;
     let (schema, schema_ok) = schema_state(library).await;

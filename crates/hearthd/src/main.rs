@@ -14,6 +14,7 @@ mod openai;
 mod openapi;
 mod startup;
 mod systemd;
+mod ui;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

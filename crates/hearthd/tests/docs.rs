@@ -80,6 +80,27 @@ fn every_route_is_in_the_readme() {
     );
 }
 
+#[test]
+fn every_web_ui_page_is_in_the_readme() {
+    let source = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ui/mod.rs"))
+        .expect("ui/mod.rs");
+    let routes: Vec<&str> = source
+        .split(".route(")
+        .skip(1)
+        .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+        .collect();
+    assert!(routes.len() >= 8, "{routes:?}");
+    let readme = readme();
+    let missing: Vec<_> = routes
+        .iter()
+        .filter(|route| !readme.contains(&format!("`{route}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "web UI paths missing from the README's Web UI table: {missing:?}"
+    );
+}
+
 #[tokio::test]
 async fn every_metric_family_is_in_the_readme() {
     // Labelled series start at zero, so a family is listed before any event: neither database nor model is

@@ -1,6 +1,7 @@
 //! `cargo xtask demo`: a private appliance in a temporary directory. First boot mints its secrets, Garage starts
 //! on them and is provisioned by first boot, hearthd serves with the minted API token, then all is stopped.
-//! hearthd stores originals in that Garage, ingests hearth's own docs and answers searches over them.
+//! hearthd stores originals in that Garage, ingests hearth's own docs and answers searches over them. With
+//! `--serve` it all stays up for the web UI until Ctrl-C.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ const TEXTS: [&str; 4] = [
     "Bake the bread for forty minutes at 220 degrees.",
 ];
 
-pub fn run() -> Result<()> {
+pub fn run(serve: bool) -> Result<()> {
     deps::install(deps::Groups::RUNTIME)?;
     println!("demo: building hearthd, hearth and hearth-firstboot");
     run_step(
@@ -71,7 +72,7 @@ pub fn run() -> Result<()> {
     // What systemd's LoadCredential= gives hearthd: its own copies of the secrets it needs.
     let credentials = appliance.path().join("credentials/hearthd");
     std::fs::create_dir_all(&credentials).context("creating the credentials directory")?;
-    for name in ["api-token", "s3-access-key-id", "s3-secret-key"] {
+    for name in ["api-token", "setup-code", "s3-access-key-id", "s3-secret-key"] {
         let copy = credentials.join(name);
         std::fs::copy(secrets.join(name), &copy).with_context(|| format!("passing the {name} credential"))?;
         std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o400))
@@ -96,13 +97,21 @@ pub fn run() -> Result<()> {
         "demo: hearthd on {} (bearer token required; originals in Garage's 'hearth' bucket)",
         hearthd.url
     );
-    let outcome = show(&bin_dir, &hearthd.url, &token_file).and_then(|()| {
-        println!("demo: `hearth-firstboot status`:");
-        run_step(
-            &mut firstboot(&["status", "--admin-endpoint", &garage.admin_endpoint]),
-            "first boot is incomplete",
-        )
-    });
+    let outcome = show(&bin_dir, &hearthd.url, &token_file)
+        .and_then(|()| {
+            println!("demo: `hearth-firstboot status`:");
+            run_step(
+                &mut firstboot(&["status", "--admin-endpoint", &garage.admin_endpoint]),
+                "first boot is incomplete",
+            )
+        })
+        .and_then(|()| {
+            if serve {
+                serve_until_interrupted(&hearthd.url, &secrets)
+            } else {
+                Ok(())
+            }
+        });
 
     let pids = [
         ("hearthd", Some(hearthd.pid())),
@@ -190,6 +199,32 @@ fn show(bin_dir: &Path, url: &str, token_file: &Path) -> Result<()> {
     let mut again = hearth(&["ingest"], true);
     again.arg(root.join("README.md")).arg(root.join("docs"));
     run_step(&mut again, "the second ingest failed")
+}
+
+/// Prints how to open the web UI and waits for Ctrl-C (or SIGTERM). The setup code is printed because this is
+/// the demo's own throwaway box, as its console would show it.
+fn serve_until_interrupted(url: &str, secrets: &Path) -> Result<()> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, std::sync::Arc::clone(&stop))
+            .context("installing the Ctrl-C handler")?;
+    }
+    let code =
+        std::fs::read_to_string(secrets.join("setup-code")).context("reading the demo's setup code")?;
+    println!();
+    println!(
+        "demo: the web UI is at {url}/ — sign in with the setup code {}",
+        code.trim()
+    );
+    println!(
+        "demo: (or with the API token in {}); press Ctrl-C to stop",
+        secrets.join("api-token").display()
+    );
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("demo: stopping");
+    Ok(())
 }
 
 fn path_str(path: &Path) -> Result<&str> {

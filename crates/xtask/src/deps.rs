@@ -172,6 +172,12 @@ pub fn install(groups: Groups) -> Result<Installed> {
             env.insert(spec.env.clone(), python.display().to_string());
         }
     }
+    for (name, spec) in &manifest.npm {
+        if groups.includes(&spec.group) {
+            let modules = bootstrap.npm_packages(name, &spec.lock_dir)?;
+            env.insert(spec.env.clone(), modules.display().to_string());
+        }
+    }
     let text: String = env
         .iter()
         .map(|(key, value)| format!("{key}={value}\n"))
@@ -466,6 +472,40 @@ impl Bootstrap<'_> {
             )
         })?;
         Ok(python)
+    }
+
+    /// `npm ci` of a committed lock into the cache, keyed by the lock's hash; returns the `node_modules` path.
+    /// `--ignore-scripts`: no package's install script runs (playwright-core's would fetch a browser).
+    fn npm_packages(&self, name: &str, lock_dir: &str) -> Result<PathBuf> {
+        let source = crate::workspace_root().join(lock_dir);
+        let lock = source.join("package-lock.json");
+        let lock_hash = sha256_file(&lock).with_context(|| format!("reading {}", lock.display()))?;
+        let dest = self.cache.join(format!("npm-{name}-{}", &lock_hash[..12]));
+        let modules = dest.join("node_modules");
+        if modules.is_dir() {
+            println!("deps: reused node packages {name}");
+            return Ok(modules);
+        }
+        let npm = find_on_path("npm")
+            .ok_or_else(|| anyhow!("npm is not on PATH: install Node.js 20 or later with npm"))?;
+        println!("deps: installing node packages {name} from {}", lock.display());
+        self.build_into(&dest, |staging| {
+            for file in ["package.json", "package-lock.json"] {
+                fs::copy(source.join(file), staging.join(file))
+                    .with_context(|| format!("copying {lock_dir}/{file}"))?;
+            }
+            run_step(
+                Command::new(npm).current_dir(staging).args([
+                    "ci",
+                    "--ignore-scripts",
+                    "--no-audit",
+                    "--no-fund",
+                    "--loglevel=error",
+                ]),
+                "an integrity mismatch or an unreachable registry (npm's own error is above)",
+            )
+        })?;
+        Ok(modules)
     }
 
     /// Runs `fill` on a fresh staging directory next to `dest`, then renames it into place.

@@ -38,8 +38,12 @@ enum Command {
         nextest_args: Vec<String>,
     },
     /// Start private PostgreSQL and Garage, run hearthd against them, show what it serves, stop everything.
-    Demo,
-    /// Run a benchmark (`embed`, `ingest`, `search`, `memory`, `quality`) or `all` of them, and write each
+    Demo {
+        /// Keep it all running afterwards and print the web UI's address and sign-in code, until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
+    },
+    /// Run a benchmark (`embed`, `ingest`, `search`, `memory`, `quality`, `ui`) or `all` of them, and write each
     /// section into docs/benchmarks.md.
     Bench {
         #[arg(default_value = "embed")]
@@ -70,7 +74,7 @@ fn main() -> ExitCode {
             deps::install(groups).map(|_| ())
         }
         Command::Test { nextest_args } => test::run(&nextest_args),
-        Command::Demo => demo::run(),
+        Command::Demo { serve } => demo::run(serve),
         Command::Bench { which } => bench::run(&which),
         Command::NixCheck => deps::install(deps::Groups::LINT).and_then(|installed| {
             nixcheck::run(&installed)?;

@@ -17,7 +17,20 @@ pub struct Manifest {
     pub crates: BTreeMap<String, Crate>,
     pub debian: BTreeMap<String, DebianPackage>,
     pub python: BTreeMap<String, PythonEnv>,
+    pub npm: BTreeMap<String, NpmPackages>,
     pub nix: PrivateNix,
+}
+
+/// Node packages installed with `npm ci` from a committed `package-lock.json` (whose `integrity` fields pin every
+/// tarball's sha512) into the cache, never into the checkout.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NpmPackages {
+    /// The directory holding `package.json` and `package-lock.json`, relative to the workspace root.
+    pub lock_dir: String,
+    pub group: String,
+    /// Variable the env file records the `node_modules` directory under.
+    pub env: String,
 }
 
 /// A Nix newer than the host's, from another Debian release, unpacked into the cache.

@@ -3,12 +3,14 @@
 //! verbs and get API types back; the SQL behind them lives in `store`.
 //!
 //! One file per verb: `documents` (upload, read, list, delete), `originals` (removing unreferenced bytes),
-//! `search`, `worker` (the claim loop), `jobs` (a job's prepare and commit), `spaces` (models and switches).
+//! `search`, `worker` (the claim loop), `jobs` (a job's prepare and commit), `spaces` (models and switches),
+//! `sessions` (browser sign-ins of the web UI).
 
 mod documents;
 mod jobs;
 mod originals;
 mod search;
+mod sessions;
 mod spaces;
 mod worker;
 
@@ -32,6 +34,7 @@ use crate::store::spaces::{Space, Spaces};
 use crate::store::{StoreError, spaces as space_store};
 
 pub use documents::{Original, parse_metadata};
+pub use sessions::{NewSession, SessionRow};
 pub use spaces::space_key;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

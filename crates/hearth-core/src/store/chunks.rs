@@ -119,3 +119,23 @@ pub async fn texts(tx: &mut Transaction<'_, Postgres>, document: Uuid) -> Result
             .await?,
     )
 }
+
+/// One stored chunk, as a document's page shows it: its place in the extracted text and its words.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredChunk {
+    pub id: i64,
+    pub ordinal: i32,
+    pub text: String,
+    pub char_start: i32,
+    pub char_end: i32,
+}
+
+/// The document's chunks in order.
+pub async fn of_document(pool: &sqlx::PgPool, document: Uuid) -> Result<Vec<StoredChunk>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, ordinal, text, char_start, char_end FROM chunks WHERE document_id = $1 ORDER BY ordinal",
+    )
+    .bind(document)
+    .fetch_all(pool)
+    .await?)
+}

@@ -4,6 +4,7 @@ pub mod chunks;
 pub mod documents;
 pub mod jobs;
 pub mod search;
+pub mod sessions;
 pub mod spaces;
 
 use sqlx::PgPool;
@@ -123,6 +124,18 @@ pub async fn documents_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, St
             .fetch_all(pool)
             .await?,
     )
+}
+
+/// Bytes on disk: the database's (tables, indexes, vectors) and the originals' (each distinct content once, as
+/// the blob store keeps it).
+pub async fn disk_usage(pool: &PgPool) -> Result<(i64, i64), StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT pg_database_size(current_database()), \
+                COALESCE((SELECT sum(byte_size)::bigint FROM \
+                    (SELECT DISTINCT ON (content_sha256) byte_size FROM documents) AS originals), 0)",
+    )
+    .fetch_one(pool)
+    .await?)
 }
 
 /// The newest migration applied to the database and the newest this binary knows.
