@@ -112,6 +112,21 @@
 
   models = pkgs.callPackage ./models.nix {};
 
+  # The browser tests' Node packages, from the committed lock: every dependency it lists, each tarball fetched from
+  # the npm registry by the sha512 npm recorded (`cargo xtask deps` installs the same bytes with `npm ci`).
+  browserLock = lib.importJSON ../crates/hearthd/tests/browser/package-lock.json;
+  npmTarball = name: let
+    entry = browserLock.packages."node_modules/${name}";
+  in
+    pkgs.fetchurl {
+      url = "https://registry.npmjs.org/${name}/-/${baseNameOf name}-${entry.version}.tgz";
+      hash = entry.integrity;
+    };
+  browserNodeModules = pkgs.runCommand "hearth-browser-node-modules" {} (lib.concatMapStrings (name: ''
+    mkdir -p $out/${name}
+    tar -xzf ${npmTarball name} -C $out/${name} --strip-components=1
+  '') (lib.attrNames browserLock.packages."".dependencies));
+
   # What the Rust tests run against (crates/hearth-testkit/src/deps.rs): each variable names one dependency.
   testEnv = {
     HEARTH_POSTGRES_BIN = "${pkgs.postgresql_17.withPackages (ps: [ps.pgvector])}/bin";
@@ -126,6 +141,9 @@
       ps.openapi-spec-validator
       ps.schemathesis
     ])}/bin/python3";
+    # The web UI's browser test: Chromium driven by playwright-core, with axe-core (crates/hearthd/tests/ui.rs).
+    HEARTH_CHROMIUM = lib.getExe pkgs.chromium;
+    HEARTH_NODE_MODULES = "${browserNodeModules}";
   };
 in
   assert lib.assertMsg (!rustTooOld) "hearth needs rustc >= ${workspace.rust-version}; this nixpkgs has ${pkgs.rustc.version}"; {

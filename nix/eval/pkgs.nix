@@ -199,16 +199,26 @@
       mkDerivation (removeAttrs args ["meta"] // {inherit name paths;}) // {meta = args.meta or {};};
     mkShell = args: mkDerivation ({name = "nix-shell";} // args);
     callPackage = lib.callPackageWith pkgs;
+    # nixpkgs' fetchurl takes `sha256` (hex) or `hash` (SRI, e.g. the `sha512-…` npm records in a lock).
     fetchurl = {
       url,
-      sha256,
+      sha256 ? null,
+      hash ? null,
     }:
-      if builtins.match "[0-9a-f]{64}" sha256 == null
+      if sha256 != null && builtins.match "[0-9a-f]{64}" sha256 == null
       then throw "stub pkgs: fetchurl ${url}: sha256 `${sha256}' is not 64 hexadecimal digits"
+      else if hash != null && builtins.match "sha(256|512)-[A-Za-z0-9+/]+=*" hash == null
+      then throw "stub pkgs: fetchurl ${url}: hash `${hash}' is not an SRI sha256 or sha512"
+      else if (sha256 == null) == (hash == null)
+      then throw "stub pkgs: fetchurl ${url}: give exactly one of sha256 and hash"
       else
         mkDerivation {
           name = baseNameOf url;
-          inherit url sha256;
+          inherit url;
+          outputHash =
+            if hash != null
+            then hash
+            else sha256;
         };
 
     formats.toml = tomlFormat;
@@ -233,6 +243,8 @@
     # nixos-26.05 revision; hearth's packages.nix asserts onnxruntime >= 1.24 and rustc >= its rust-version.
     onnxruntime = onnxruntimeWith {};
     rustc = package "rustc" "1.94.0" {};
+    # nixpkgs' chromium sets meta.mainProgram = "chromium" (pkgs/applications/networking/browsers/chromium).
+    chromium = package "chromium" "stub" {meta.mainProgram = "chromium";};
     postgresql_17 = postgresqlOf "17.10";
     postgresql_18 = postgresqlOf "18.3";
     garage_2 = package "garage" "2.3.0" {meta.mainProgram = "garage";};

@@ -8,12 +8,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use hearth_testkit::{TestPostgres, node_modules};
+use hearth_testkit::{TestPostgres, chromium, node_modules};
 use serde_json::Value;
 
 use crate::common::{self, Common};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,6 +27,7 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<String> {
     let modules = node_modules()?;
+    let chromium = chromium()?;
     let secrets = tempfile::tempdir()?;
     let token_file = secrets.path().join("api-token");
     std::fs::write(&token_file, "bench-ui-token-0123456789abcdefghijklmnopqrstuvwxyz")?;
@@ -63,7 +62,7 @@ pub fn run(args: &Args) -> Result<String> {
         .env("NODE_PATH", &modules)
         .env("HEARTH_URL", &hearthd.url)
         .env("HEARTH_TOKEN_FILE", &token_file)
-        .env("HEARTH_CHROMIUM", CHROMIUM)
+        .env("HEARTH_CHROMIUM", &chromium)
         .env("HEARTH_RUNS", args.runs.to_string())
         .output()
         .context("running node")?;

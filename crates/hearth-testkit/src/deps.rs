@@ -37,6 +37,21 @@ pub fn node_modules() -> Result<PathBuf, KitError> {
     recorded("HEARTH_NODE_MODULES", "the browser tests' Node packages")
 }
 
+/// The Chromium the browser tests drive: `HEARTH_CHROMIUM` (the Nix checks set it), else Debian's, which
+/// `cargo xtask deps` installs.
+pub fn chromium() -> Result<PathBuf, KitError> {
+    let path = std::env::var_os("HEARTH_CHROMIUM")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    if !path.exists() {
+        return Err(KitError::MissingFile {
+            what: "Chromium (`cargo xtask deps` installs Debian's chromium)",
+            path,
+        });
+    }
+    Ok(path)
+}
+
 /// A path from the environment, else from the env file `cargo xtask deps` writes, that must exist.
 fn recorded(var: &'static str, what: &'static str) -> Result<PathBuf, KitError> {
     let env_file = cache_dir()?.join(ENV_FILE);

@@ -13,7 +13,7 @@ mod postgres;
 mod process;
 
 pub use api::{Api, Reply};
-pub use deps::{Deps, ENV_FILE, cache_dir, node_modules, test_python};
+pub use deps::{Deps, ENV_FILE, cache_dir, chromium, node_modules, test_python};
 pub use garage::TestGarage;
 pub use hearthd::TestHearthd;
 pub use postgres::TestPostgres;

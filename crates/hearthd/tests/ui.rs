@@ -8,11 +8,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hearth_testkit::{TestHearthd, TestPostgres, node_modules};
+use hearth_testkit::{TestHearthd, TestPostgres, chromium, node_modules};
 use serde_json::Value;
 
 const HEARTHD: &str = env!("CARGO_BIN_EXE_hearthd");
-const CHROMIUM: &str = "/usr/bin/chromium";
 const TOKEN: &str = "ui-test-token-0123456789abcdefghijklmnopqrstuvwxyz";
 
 const HARBOUR: &str = "The fishing boats leave the harbour at dawn, when the tide turns, and come back by noon \
@@ -36,10 +35,7 @@ fn fixtures(dir: &Path) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_person_signs_in_uploads_searches_deletes_and_signs_out_in_a_real_browser() {
     let modules = node_modules().expect("run `cargo xtask deps`");
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: `cargo xtask deps` installs Debian's chromium"
-    );
+    let chromium = chromium().expect("run `cargo xtask deps`");
     let secrets = tempfile::tempdir().expect("tempdir");
     let token_file = write_secret(secrets.path(), "api-token", TOKEN);
     let fixture_dir = tempfile::tempdir().expect("tempdir");
@@ -72,7 +68,7 @@ async fn a_person_signs_in_uploads_searches_deletes_and_signs_out_in_a_real_brow
         .env("HEARTH_TOKEN_FILE", &token_file)
         .env("HEARTH_FIXTURES", fixture_dir.path())
         .env("HEARTH_OUT", &out)
-        .env("HEARTH_CHROMIUM", CHROMIUM)
+        .env("HEARTH_CHROMIUM", &chromium)
         .output()
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&run.stdout);
