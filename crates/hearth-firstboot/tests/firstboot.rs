@@ -394,6 +394,36 @@ fn sealed_copies_decrypt_to_the_same_secret_or_sealing_is_refused() {
 }
 
 #[test]
+fn the_console_note_shows_the_web_uis_address_and_the_setup_code_to_root_only() {
+    let mut machine = Machine::new();
+    let output = machine.firstboot(&["mint", "--console-issue-port", "8080"], &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    let code = std::fs::read_to_string(machine.secrets_dir().join("setup-code")).expect("setup-code");
+    let groups: Vec<&str> = code.split('-').collect();
+    assert_eq!(groups.len(), 4, "{code:?}");
+    for group in groups {
+        assert_eq!(group.len(), 4, "{code:?}");
+        assert!(
+            group
+                .bytes()
+                .all(|b| b"0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(&b)),
+            "{code:?}"
+        );
+    }
+    let path = machine.secrets_dir().join("console.issue");
+    let note = std::fs::read_to_string(&path).expect("console.issue");
+    assert!(note.contains(&format!("setup code  {code}\n")), "{note}");
+    // agetty's escape for the machine's address; nothing else in the note may start an escape.
+    assert!(note.contains("http://\\4:8080/"), "{note}");
+    assert_eq!(note.matches('\\').count(), 1, "{note}");
+    assert_eq!(mode(&path), 0o400);
+    // A second run rewrites the note and keeps the code.
+    let again = machine.firstboot(&["mint", "--console-issue-port", "8080"], &[]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(std::fs::read_to_string(&path).expect("note"), note);
+}
+
+#[test]
 fn unknown_repair_names_the_known_secrets() {
     let mut machine = Machine::new();
     let failed = machine.firstboot(&["mint", "--repair", "api_token"], &[]);

@@ -32,33 +32,38 @@ fn fixtures(dir: &Path) {
     std::fs::write(dir.join("lighthouse.pdf"), pdf).expect("pdf");
 }
 
+/// PostgreSQL and a ready hearthd whose token is `secrets/api-token`, with `extra` settings. As on the LAN, the
+/// browser is not trusted for being on loopback: only its session lets it in.
+async fn serving(secrets: &Path, extra: &[(&str, &str)]) -> (TestPostgres, String, TestHearthd) {
+    let token_file = write_secret(secrets, "api-token", TOKEN);
+    let token_files = format!("[\"{}\"]", token_file.display());
+    let postgres = TestPostgres::start().expect("postgres");
+    let database = postgres.create_database().expect("database");
+    let mut settings = vec![
+        ("HEARTH_AUTH__TOKEN_FILES", token_files.as_str()),
+        ("HEARTH_AUTH__TRUST_LOOPBACK", "false"),
+        ("HEARTH_AUTH__OPEN_ROUTES", "[\"/healthz\", \"/readyz\"]"),
+    ];
+    settings.extend_from_slice(extra);
+    let hearthd = TestHearthd::start(HEARTHD.as_ref(), &database, &settings).expect("hearthd");
+    hearthd.ready().await;
+    (postgres, database, hearthd)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_person_signs_in_uploads_searches_deletes_and_signs_out_in_a_real_browser() {
     let modules = node_modules().expect("run `cargo xtask deps`");
     let chromium = chromium().expect("run `cargo xtask deps`");
     let secrets = tempfile::tempdir().expect("tempdir");
-    let token_file = write_secret(secrets.path(), "api-token", TOKEN);
+    // Written by `serving`.
+    let token_file = secrets.path().join("api-token");
     let fixture_dir = tempfile::tempdir().expect("tempdir");
     fixtures(fixture_dir.path());
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).expect("screenshot dir");
 
-    let postgres = TestPostgres::start().expect("postgres");
-    let database = postgres.create_database().expect("database");
-    let token_files = format!("[\"{}\"]", token_file.display());
-    // As on the LAN: the browser is not trusted for being on loopback, so only its session lets it in.
-    let hearthd = TestHearthd::start(
-        HEARTHD.as_ref(),
-        &database,
-        &[
-            ("HEARTH_AUTH__TOKEN_FILES", &token_files),
-            ("HEARTH_AUTH__TRUST_LOOPBACK", "false"),
-            ("HEARTH_AUTH__OPEN_ROUTES", "[\"/healthz\", \"/readyz\"]"),
-        ],
-    )
-    .expect("hearthd");
-    hearthd.ready().await;
+    let (_postgres, _database, hearthd) = serving(secrets.path(), &[]).await;
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/ui.cjs");
     let run = Command::new("node")
@@ -136,23 +141,10 @@ fn form_encode(text: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn sign_in_refuses_what_it_must_and_a_flood_of_wrong_codes_cannot_lock_out_the_token() {
     let secrets = tempfile::tempdir().expect("tempdir");
-    let token_file = write_secret(secrets.path(), "api-token", TOKEN);
     let code_file = write_secret(secrets.path(), "setup-code", "K7QM-4XWD-9RTB-HN2P");
-    let postgres = TestPostgres::start().expect("postgres");
-    let database = postgres.create_database().expect("database");
-    let token_files = format!("[\"{}\"]", token_file.display());
-    let hearthd = TestHearthd::start(
-        HEARTHD.as_ref(),
-        &database,
-        &[
-            ("HEARTH_AUTH__TOKEN_FILES", &token_files),
-            ("HEARTH_AUTH__SETUP_CODE_FILE", code_file.to_str().expect("utf-8")),
-            ("HEARTH_AUTH__TRUST_LOOPBACK", "false"),
-            ("HEARTH_AUTH__OPEN_ROUTES", "[\"/healthz\", \"/readyz\"]"),
-        ],
-    )
-    .expect("hearthd");
-    hearthd.ready().await;
+    let code_file = code_file.to_str().expect("utf-8");
+    let (postgres, database, hearthd) =
+        serving(secrets.path(), &[("HEARTH_AUTH__SETUP_CODE_FILE", code_file)]).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -205,6 +197,29 @@ async fn sign_in_refuses_what_it_must_and_a_flood_of_wrong_codes_cannot_lock_out
         .await
         .expect("post");
     assert_eq!(planted.status(), 403);
+
+    // An expired session opens nothing: the API refuses it and a page asks to sign in.
+    postgres
+        .psql(
+            &common::database_name(&database),
+            "UPDATE browser_sessions SET expires_at = now() - interval '1 second'",
+        )
+        .expect("psql");
+    let expired = http
+        .get(format!("{}/v1/documents", hearthd.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(expired.status(), 401);
+    let page = http
+        .get(format!("{}/settings", hearthd.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(page.status(), 303);
+    assert_eq!(page.headers()["location"], "/signin?next=%2Fsettings");
 
     // Ten wrong codes in a minute: the next attempt at the code is refused even when right, the token is not.
     for _ in 0..10 {

@@ -5,6 +5,18 @@
 const POLL_MS = 1000;
 const SETTLED = new Set(["ready", "failed"]);
 
+// As the server writes sizes (ui/mod.rs, human_bytes): 1.4 MB.
+function humanBytes(bytes) {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
 function statusBadge(status) {
   const badge = document.createElement("span");
   badge.className = "status";
@@ -38,7 +50,7 @@ function showRow(doc) {
     row.cells[1].append(document.createElement("br"), error);
   }
   row.cells[2].textContent = doc.content_type;
-  row.cells[3].textContent = `${doc.byte_size} B`;
+  row.cells[3].textContent = humanBytes(doc.byte_size);
   row.cells[4].textContent = doc.chunk_count;
   row.cells[5].textContent = doc.updated_at.slice(0, 16).replace("T", " ");
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::highlight::highlighted;
 use super::layout::{self, Nav};
 use super::session::SignedIn;
-use super::{UiError, UiState, html_page, human_bytes, see_other};
+use super::{UiError, UiState, html_page, human_bytes};
 use crate::input::Path;
 
 /// Documents per page of the Library.
@@ -25,7 +25,6 @@ pub struct LibraryQuery {
     #[serde(default)]
     metadata: String,
     cursor: Option<String>,
-    deleted: Option<String>,
 }
 
 pub async fn page(
@@ -43,9 +42,6 @@ pub async fn page(
     let list = state.app.library.list(&params).await?;
     let body = html! {
         h1 { "Library" }
-        @if let Some(title) = &query.deleted {
-            p.notice role="status" { "Deleted “" (title) "”." }
-        }
         (upload_section())
         (filter_form(&query))
         (documents_table(&list.documents))
@@ -238,7 +234,16 @@ pub async fn delete(
     let library = &state.app.library;
     let name = title(&library.document(id).await?.document);
     library.delete(id).await?;
-    Ok(see_other(&format!("/library?deleted={}", urlencode(&name))))
+    // A page, not a redirect carrying the name: a link could then show any text as hearth's notice.
+    let body = html! {
+        h1 { "Deleted" }
+        p.notice role="status" { "“" (name) "” is gone: its original, text and vectors." }
+        p { a href="/library" { "Back to the Library" } }
+    };
+    Ok(html_page(
+        StatusCode::OK,
+        layout::signed_in("Deleted", Nav::Library, body),
+    ))
 }
 
 /// Percent-encodes everything but unreserved characters, for a query string.

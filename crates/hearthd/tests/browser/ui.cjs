@@ -73,6 +73,22 @@ async function uploadThree(page) {
   }
   const progress = await page.$$eval("#uploads progress", (bars) => bars.map((bar) => bar.value));
   check(progress.length === 3 && progress.every((value) => value === 100), `a full progress bar per file: ${progress}`);
+
+  step("drop a file onto the drop zone (the same bytes again: stored once, shown ready)");
+  const text = fs.readFileSync(path.join(FIXTURES, "harbour.txt"), "utf8");
+  await page.evaluate((text) => {
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([text], "harbour.txt", { type: "text/plain" }));
+    const zone = document.getElementById("dropzone");
+    for (const type of ["dragover", "drop"]) {
+      zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    }
+  }, text);
+  await page.waitForFunction(
+    () => document.querySelectorAll("#uploads li").length === 4 && document.querySelectorAll("#uploads .status[data-status=ready]").length === 4,
+    null,
+    { timeout: 60000 },
+  );
   return Object.fromEntries(rows.map((row) => [row.title, row.id]));
 }
 
@@ -105,14 +121,29 @@ async function searchAndOpen(page, ids) {
   );
 }
 
+async function filters(page) {
+  step("filters: a status with no documents, a metadata filter that matches nothing, a filter that is not JSON");
+  await page.goto(`${URL_BASE}/library?status=failed`);
+  check((await page.locator("#no-documents").count()) === 1, "no failed documents are listed");
+  await page.goto(`${URL_BASE}/search?q=harbour&metadata=${encodeURIComponent('{"project": "none"}')}`);
+  check((await page.locator("#no-hits").count()) === 1, "a metadata filter that matches nothing finds nothing");
+  const bad = await page.goto(`${URL_BASE}/search?q=harbour&metadata=${encodeURIComponent("{not json")}`);
+  check(bad.status() === 400, `a filter that is not JSON is a 400, got ${bad.status()}`);
+  check((await page.textContent("#search-error")).length > 0, "and the page says what is wrong");
+  await page.goto(`${URL_BASE}/settings`);
+  const fingerprint = require("crypto").createHash("sha256").update(TOKEN).digest("hex").slice(0, 6);
+  check((await page.textContent("#token-fingerprint")).includes(fingerprint), "Settings shows the token's fingerprint");
+  check((await page.textContent("#sessions")).includes("(this one)"), "Settings lists this browser's session");
+}
+
 async function deleteOne(page, id) {
   step("delete one document, confirming first");
   await page.goto(`${URL_BASE}/library/${id}`);
   await Promise.all([page.waitForNavigation(), page.click("text=Delete…")]);
   check((await page.textContent("h1")).startsWith("Delete"), "a confirmation comes first");
   await Promise.all([page.waitForNavigation(), page.click("button.danger")]);
-  check(new URL(page.url()).pathname === "/library", "back to the library");
-  check((await page.textContent("[role=status]")).includes("garden.md"), "the library says what was deleted");
+  check((await page.textContent("[role=status]")).includes("garden.md"), "the page says what was deleted");
+  await Promise.all([page.waitForNavigation(), page.click("text=Back to the Library")]);
   check((await page.locator(`tr[data-id="${id}"]`).count()) === 0, "the row is gone");
   check((await api(`/v1/documents/${id}`)).status === 404, "the document is gone from the API");
 }
@@ -250,6 +281,7 @@ async function main() {
     await signIn(page);
     const ids = await uploadThree(page);
     await searchAndOpen(page, ids);
+    await filters(page);
     await deleteOne(page, ids["garden.md"]);
     await crossSite(context, ids);
     const weights = await everyPage(page);
