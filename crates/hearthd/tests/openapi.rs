@@ -141,7 +141,9 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_schema() {
                 "--checks",
                 "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
             ])
-            .args(["--seed", &seed, "--max-examples", "40", "--workers", "2", "--max-time", &seconds])
+            // One worker: with two threads, hypothesis's ast.parse races inside CPython 3.11.7 ("SystemError: AST
+            // constructor recursion depth mismatch", fixed in 3.11.8), which failed a CI run in schemathesis itself.
+            .args(["--seed", &seed, "--max-examples", "40", "--workers", "1", "--max-time", &seconds])
             .args(["--generation-database", "none", "--report", "junit", "--report-junit-path"])
             .arg(&junit)
             .env("NO_PROXY", "*")
