@@ -67,6 +67,8 @@ in {
 
     # Signs a browser in to the web UI besides the api-token.
     services.hearth.credentials.setup-code = lib.mkDefault "${cfg.secretsDir}/setup-code";
+    # Seals the reasoning provider's key that Settings stores.
+    services.hearth.credentials.encryption-key = lib.mkDefault "${cfg.secretsDir}/encryption-key";
 
     # agetty prints /etc/issue.d/*.issue under /etc/issue. A string, not a path: the note holds the setup code and
     # must stay out of the store; the link dangles until first boot writes it.

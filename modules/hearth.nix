@@ -42,6 +42,7 @@
     host == "::1" || lib.hasPrefix "127." host;
 
   listen = cfg.settings.listen;
+  provider = cfg.reasoning.provider;
   bindsSpecificAddress = !(isLoopback listen) && !(lib.elem (listenHost listen) ["0.0.0.0" "::"]);
   needsNetwork = bindsSpecificAddress || !cfg.database.createLocally;
   tokenFiles = cfg.settings.auth.token_files or [];
@@ -235,6 +236,42 @@ in {
       };
     };
 
+    reasoning.provider = mkOption {
+      type = types.nullOr (types.submodule {
+        options = {
+          baseUrl = mkOption {
+            type = types.strMatching "https?://.+";
+            example = "http://workstation.local:8000/v1";
+            description = "The provider's OpenAI-compatible base URL, up to and including `/v1`.";
+          };
+          model = mkOption {
+            type = types.str;
+            description = "The provider's model name.";
+          };
+          apiKeyFile = mkOption {
+            # A string, not a path: a Nix path would be copied into the world-readable store.
+            type = types.nullOr (types.strMatching "/.+");
+            default = null;
+            description = ''
+              A file holding the provider's API key (0400 root), which hearthd gets as its `reasoning-api-key`
+              credential; `null` for a LAN engine without one.
+            '';
+          };
+          answers = mkOption {
+            type = types.bool;
+            default = true;
+            description = "Send the passages retrieved for a question to this provider to answer it.";
+          };
+        };
+      });
+      default = null;
+      description = ''
+        A reasoning provider declared here, for a fleet, instead of pasted into the web UI's Settings (which
+        then shows it and cannot change it). Only passages of documents not marked `"private": true` are sent,
+        and only for the features turned on.
+      '';
+    };
+
     settings = mkOption {
       type = types.submodule {freeformType = settingsFormat.type;};
       default = {};
@@ -254,15 +291,24 @@ in {
 
   config = mkIf cfg.enable {
     services.hearth = {
-      settings = lib.mapAttrsRecursive (_: mkDefault) (import ../nix/hearth-settings.nix {
-        inherit (cfg) listen;
-        modelDir = "${modelDir}";
-        onnxruntime = "${cfg.onnxruntimePackage}/lib/libonnxruntime.so";
-        blobBackend =
-          if cfg.garage.enable
-          then "s3"
-          else "local";
-      });
+      settings = lib.mkMerge [
+        (lib.mapAttrsRecursive (_: mkDefault) (import ../nix/hearth-settings.nix {
+          inherit (cfg) listen;
+          modelDir = "${modelDir}";
+          onnxruntime = "${cfg.onnxruntimePackage}/lib/libonnxruntime.so";
+          blobBackend =
+            if cfg.garage.enable
+            then "s3"
+            else "local";
+        }))
+        # The key is not in the file: hearthd reads the `reasoning-api-key` credential for a declared provider.
+        (mkIf (provider != null) {
+          reasoning.provider = {
+            base_url = provider.baseUrl;
+            inherit (provider) model answers;
+          };
+        })
+      ];
       credentials = lib.mkMerge [
         {api-token = mkDefault "${cfg.secretsDir}/api-token";}
         (mkIf cfg.garage.enable {
@@ -270,6 +316,7 @@ in {
           s3-secret-key = mkDefault "${cfg.secretsDir}/s3-secret-key";
         })
         (mkIf (cfg.database.passwordFile != null) {postgres-password = mkDefault cfg.database.passwordFile;})
+        (mkIf (provider != null && provider.apiKeyFile != null) {reasoning-api-key = provider.apiKeyFile;})
       ];
     };
 

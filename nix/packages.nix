@@ -140,6 +140,19 @@
       ps.prometheus-client
       ps.openapi-spec-validator
       ps.schemathesis
+      ps.mcp
+    ])}/bin/python3";
+    # The reasoning tests' provider: llama.cpp's OpenAI-compatible server (llama-cpp-python's), and gguf to write
+    # its tiny model (crates/hearth-testkit/python/, crates/xtask/python/llama-requirements.in).
+    HEARTH_LLAMA_PYTHON = "${pkgs.python3.withPackages (ps: [
+      ps.llama-cpp-python
+      ps.fastapi
+      ps.uvicorn
+      ps.sse-starlette
+      ps.starlette-context
+      ps.pydantic-settings
+      ps.pyyaml
+      ps.gguf
     ])}/bin/python3";
     # The web UI's browser test: Chromium driven by playwright-core, with axe-core (crates/hearthd/tests/ui.rs).
     HEARTH_CHROMIUM = lib.getExe pkgs.chromium;

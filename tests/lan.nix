@@ -18,6 +18,11 @@ pkgs.testers.runNixOSTest {
       services.hearth = {
         listen = "0.0.0.0:8080";
         openFirewall = true;
+        # A fleet declares its provider (here the client's address, where nothing answers: nothing is asked).
+        reasoning.provider = {
+          baseUrl = "http://client:8000/v1";
+          model = "workstation-model";
+        };
       };
     };
     client = {
@@ -58,6 +63,16 @@ pkgs.testers.runNixOSTest {
 
     with subtest("loopback on the server needs no token"):
         server.succeed("curl -sf http://127.0.0.1:8080/v1/documents")
+
+    with subtest("the declared reasoning provider is shown, cannot be changed through the API, and has the box's encryption key"):
+        settings = server.succeed("curl -sf http://127.0.0.1:8080/v1/settings/reasoning")
+        assert '"source":"config"' in settings and "http://client:8000/v1" in settings, settings
+        assert '"can_store_keys":true' in settings, settings
+        changed = server.succeed(
+            "curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/json' "
+            "-d '{\"base_url\": \"http://evil:1/v1\", \"model\": \"m\"}' http://127.0.0.1:8080/v1/settings/reasoning"
+        ).strip()
+        assert changed == "409", changed
 
     with subtest("the console shows the web UI's address and the setup code, which signs a browser in"):
         server.succeed("grep -q 'sign in with the setup code' /etc/issue.d/hearth-setup.issue")

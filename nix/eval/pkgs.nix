@@ -270,6 +270,7 @@
     rustfmt = tool "rustfmt";
     rust-analyzer = tool "rust-analyzer";
     cargo-nextest = tool "cargo-nextest";
+    strace = tool "strace";
     alejandra = tool "alejandra";
     deadnix = tool "deadnix";
     nix = tool "nix";
@@ -303,6 +304,15 @@
     prometheus-client = package "prometheus-client" "stub" {};
     openapi-spec-validator = package "openapi-spec-validator" "stub" {};
     schemathesis = package "schemathesis" "stub" {};
+    mcp = package "mcp" "stub" {};
+    llama-cpp-python = package "llama-cpp-python" "stub" {};
+    fastapi = package "fastapi" "stub" {};
+    uvicorn = package "uvicorn" "stub" {};
+    sse-starlette = package "sse-starlette" "stub" {};
+    starlette-context = package "starlette-context" "stub" {};
+    pydantic-settings = package "pydantic-settings" "stub" {};
+    pyyaml = package "pyyaml" "stub" {};
+    gguf = package "gguf" "stub" {};
   };
 in
   pkgs

@@ -36,6 +36,13 @@ pub enum ErrorCode {
     NotFound,
     DatabaseUnavailable,
     BlobStoreUnavailable,
+    ReasoningOff,
+    ProviderDeclared,
+    EncryptionUnavailable,
+    ProviderKeyUnreadable,
+    ProviderRefused,
+    ProviderUnreachable,
+    ProviderTimeout,
 }
 
 impl ErrorCode {
@@ -72,6 +79,13 @@ impl ErrorCode {
             C::NotFound => "not_found",
             C::DatabaseUnavailable => "database_unavailable",
             C::BlobStoreUnavailable => "blob_store_unavailable",
+            C::ReasoningOff => "reasoning_off",
+            C::ProviderDeclared => "provider_declared",
+            C::EncryptionUnavailable => "encryption_unavailable",
+            C::ProviderKeyUnreadable => "provider_key_unreadable",
+            C::ProviderRefused => "provider_refused",
+            C::ProviderUnreachable => "provider_unreachable",
+            C::ProviderTimeout => "provider_timeout",
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod content_type;
 pub mod documents;
 pub mod error;
 pub mod openai;
+pub mod reasoning;
 pub mod search;
 pub mod status;
 

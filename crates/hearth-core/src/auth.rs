@@ -206,7 +206,7 @@ impl Tokens {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
+pub(crate) enum Source {
     /// A file named in `auth.token_files`: 0400 or 0600, nothing for group or others.
     TokenFile,
     /// systemd's copy in `$CREDENTIALS_DIRECTORY`. For a service with `User=`, systemd grants that user read
@@ -240,7 +240,10 @@ fn read_setup_code_digest(path: &Path, source: Source) -> Result<[u8; 32], AuthE
 }
 
 /// A secret file's bytes, refused when group or others may read or write it (see [`Source`]).
-fn read_secret_file(path: &Path, source: Source) -> Result<zeroize::Zeroizing<Vec<u8>>, AuthError> {
+pub(crate) fn read_secret_file(
+    path: &Path,
+    source: Source,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, AuthError> {
     let problem = |problem: String| AuthError::TokenFile {
         path: path.to_owned(),
         problem,

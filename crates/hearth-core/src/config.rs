@@ -12,6 +12,7 @@ use crate::auth::AuthConfig;
 use crate::blob::BlobConfig;
 use crate::embed::EmbedderConfig;
 use crate::library::IngestConfig;
+use crate::reasoning::ReasoningConfig;
 
 /// Where hearthd looks for its config when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/hearth/hearth.toml";
@@ -26,6 +27,7 @@ const SECTIONS: &[&str] = &[
     "blobs",
     "ingest",
     "metrics",
+    "reasoning",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,6 +43,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub reasoning: ReasoningConfig,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -100,6 +104,7 @@ impl Default for Config {
             blobs: BlobConfig::default(),
             ingest: IngestConfig::default(),
             metrics: MetricsConfig::default(),
+            reasoning: ReasoningConfig::default(),
         }
     }
 }

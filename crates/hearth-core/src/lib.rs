@@ -15,4 +15,5 @@ pub mod fusion;
 pub mod library;
 pub mod metrics;
 pub mod model;
+pub mod reasoning;
 pub mod store;

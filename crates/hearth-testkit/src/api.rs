@@ -19,6 +19,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Api {
     pub url: String,
     http: reqwest::Client,
+    token: Option<String>,
 }
 
 /// An answer: its status and JSON body (`null` when the body is not JSON).
@@ -61,7 +62,14 @@ impl Api {
         Self {
             url: url.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
+            token: None,
         }
+    }
+
+    /// Sends `token` as the bearer token with every request.
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -70,6 +78,10 @@ impl Api {
 
     pub async fn delete(&self, path: &str) -> Reply {
         self.send(self.http.delete(self.at(path))).await
+    }
+
+    pub async fn put_json(&self, path: &str, body: &impl Serialize) -> Reply {
+        self.send(self.http.put(self.at(path)).json(body)).await
     }
 
     pub async fn post_json(&self, path: &str, body: &impl Serialize) -> Reply {
@@ -91,6 +103,10 @@ impl Api {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
         let response = request.send().await.expect("hearthd answers");
         let status = response.status().as_u16();
         let bytes = response.bytes().await.expect("the body arrives");

@@ -53,7 +53,7 @@ pub fn chromium() -> Result<PathBuf, KitError> {
 }
 
 /// A path from the environment, else from the env file `cargo xtask deps` writes, that must exist.
-fn recorded(var: &'static str, what: &'static str) -> Result<PathBuf, KitError> {
+pub(crate) fn recorded(var: &'static str, what: &'static str) -> Result<PathBuf, KitError> {
     let env_file = cache_dir()?.join(ENV_FILE);
     let path = std::env::var_os(var)
         .filter(|v| !v.is_empty())

@@ -9,6 +9,7 @@ pub mod corpus;
 mod deps;
 mod garage;
 mod hearthd;
+mod llama;
 mod postgres;
 mod process;
 
@@ -16,6 +17,7 @@ pub use api::{Api, Reply};
 pub use deps::{Deps, ENV_FILE, cache_dir, chromium, node_modules, test_python};
 pub use garage::TestGarage;
 pub use hearthd::TestHearthd;
+pub use llama::{LLAMA_MODEL, TestLlama, llama_python};
 pub use postgres::TestPostgres;
 
 use std::path::PathBuf;

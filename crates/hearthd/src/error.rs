@@ -9,6 +9,7 @@ use hearth_api::{ErrorBody, ErrorCode};
 use hearth_core::embed::EmbedError;
 use hearth_core::extract::ExtractError;
 use hearth_core::library::LibraryError;
+use hearth_core::reasoning::{ProviderError, ReasoningError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -48,6 +49,8 @@ pub enum ApiError {
     Embed(#[from] EmbedError),
     #[error(transparent)]
     Library(#[from] LibraryError),
+    #[error(transparent)]
+    Reasoning(#[from] ReasoningError),
     #[error("internal error")]
     Internal(String),
 }
@@ -82,6 +85,8 @@ impl ApiError {
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, message),
             ApiError::Embed(error) => embed_parts(error, message),
             ApiError::Library(error) => library_parts(error, message),
+            ApiError::Reasoning(ReasoningError::Library(error)) => library_parts(error, message),
+            ApiError::Reasoning(error) => reasoning_parts(error, message),
         }
     }
 
@@ -124,6 +129,55 @@ fn embed_parts(error: &EmbedError, message: String) -> (StatusCode, ErrorCode, S
             ErrorCode::Internal,
             "internal error".into(),
         ),
+    }
+}
+
+fn reasoning_parts(error: &ReasoningError, message: String) -> (StatusCode, ErrorCode, String) {
+    use ReasoningError as R;
+    match error {
+        R::NoProvider | R::AnswersOff => (StatusCode::CONFLICT, ErrorCode::ReasoningOff, message),
+        R::Declared => (StatusCode::CONFLICT, ErrorCode::ProviderDeclared, message),
+        R::NoEncryptionKey(_) | R::EncryptionKey(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::EncryptionUnavailable,
+            message,
+        ),
+        R::KeyUnreadable | R::KeyFile { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ProviderKeyUnreadable,
+            message,
+        ),
+        R::Invalid(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message),
+        R::Provider { error, .. } => provider_parts(error, message),
+        R::Library(error) => library_parts(error, message),
+    }
+}
+
+/// The provider's own failure: 502 for what it answered, 503 when it cannot be reached, 504 when it went quiet.
+fn provider_parts(error: &ProviderError, message: String) -> (StatusCode, ErrorCode, String) {
+    match error {
+        ProviderError::Refused { status, .. } => {
+            let hint = match status {
+                401 | 403 => ": check the provider's API key in Settings",
+                404 => ": check the provider's base URL and model in Settings",
+                429 => ": the provider is limiting requests; wait and ask again",
+                _ => "",
+            };
+            (
+                StatusCode::BAD_GATEWAY,
+                ErrorCode::ProviderRefused,
+                format!("{message}{hint}"),
+            )
+        }
+        ProviderError::Interrupted(_) | ProviderError::Malformed(_) => {
+            (StatusCode::BAD_GATEWAY, ErrorCode::ProviderRefused, message)
+        }
+        ProviderError::Unreachable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ProviderUnreachable,
+            message,
+        ),
+        ProviderError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, ErrorCode::ProviderTimeout, message),
     }
 }
 

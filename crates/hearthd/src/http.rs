@@ -16,12 +16,13 @@ use hearth_api::status::{
 use hearth_core::config::Config;
 use hearth_core::embed::Embedder;
 use hearth_core::library::Library;
+use hearth_core::reasoning::Reasoning;
 use prometheus_client::registry::Registry;
 
 use crate::auth::{self, Auth};
 use crate::error::ApiError;
 use crate::observe::{self, HttpMetrics};
-use crate::{browser, capabilities, documents, openai, openapi, ui};
+use crate::{browser, capabilities, documents, mcp, openai, openapi, reasoning, ui};
 
 #[derive(Clone)]
 pub enum ModelState {
@@ -72,6 +73,7 @@ impl ModelSlot {
 #[derive(Clone)]
 pub struct AppState {
     pub library: Arc<Library>,
+    pub reasoning: Arc<Reasoning>,
     pub config: Arc<Config>,
     pub model: ModelSlot,
     pub registry: Arc<Registry>,
@@ -81,6 +83,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         library: Arc<Library>,
+        reasoning: Arc<Reasoning>,
         config: Arc<Config>,
         registry: Registry,
         http_metrics: Arc<HttpMetrics>,
@@ -91,6 +94,7 @@ impl AppState {
         };
         Self {
             library,
+            reasoning,
             config,
             model: ModelSlot(Arc::new(RwLock::new(loading))),
             registry: Arc::new(registry),
@@ -124,6 +128,7 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
         )
         .route("/v1/documents/{id}/content", get(documents::content))
         .route("/v1/search", post(documents::search))
+        .merge(reasoning_routes(&state))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -164,6 +169,28 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
             Arc::clone(&state.http_metrics),
             observe::observe,
         ))
+}
+
+/// The provider's settings, answers, model `hearth`'s chat completions and MCP.
+fn reasoning_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/settings/reasoning",
+            get(reasoning::get_settings)
+                .put(reasoning::put_settings)
+                .delete(reasoning::delete_settings),
+        )
+        .route("/v1/settings/reasoning/test", post(reasoning::test_settings))
+        .route("/v1/answer", post(reasoning::answer))
+        .route("/v1/chat/completions", post(reasoning::chat_completions))
+        .nest_service(
+            "/mcp",
+            mcp::service(
+                Arc::clone(&state.library),
+                Arc::clone(&state.reasoning),
+                state.config.api.max_body_bytes,
+            ),
+        )
 }
 
 /// `metrics.listen`: `/metrics` alone, behind the same authentication and request log as the API.

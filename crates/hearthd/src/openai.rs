@@ -1,4 +1,5 @@
-//! The OpenAI-compatible surface: `POST /v1/embeddings` and `GET /v1/models`, with OpenAI's error envelope
+//! The OpenAI-compatible surface: `POST /v1/embeddings`, `GET /v1/models` (and model `hearth`'s chat completions
+//! in `reasoning.rs`), with OpenAI's error envelope
 //! `{error: {message, type, code}}` so existing clients understand the failures.
 
 use axum::Json;
@@ -20,7 +21,7 @@ use crate::http::AppState;
 use crate::input::parse_json;
 
 /// The routes that answer in OpenAI's envelope.
-pub const ROUTES: &[&str] = &["/v1/embeddings", "/v1/models"];
+pub const ROUTES: &[&str] = &["/v1/embeddings", "/v1/models", "/v1/chat/completions"];
 
 /// An [`ApiError`] rendered in OpenAI's envelope.
 pub struct OpenAiError(ApiError);
@@ -159,12 +160,21 @@ pub async fn models(State(state): State<AppState>) -> Result<Json<ModelList>, Op
     let embedder = state.model.embedder()?;
     Ok(Json(ModelList {
         object: "list".into(),
-        data: vec![ModelObject {
-            id: embedder.manifest().id.clone(),
-            object: "model".into(),
-            created: 0,
-            owned_by: "hearth".into(),
-        }],
+        data: vec![
+            ModelObject {
+                id: embedder.manifest().id.clone(),
+                object: "model".into(),
+                created: 0,
+                owned_by: "hearth".into(),
+            },
+            // Chat completions answer from the library under this name (see reasoning.rs).
+            ModelObject {
+                id: hearth_api::reasoning::CHAT_MODEL.into(),
+                object: "model".into(),
+                created: 0,
+                owned_by: "hearth".into(),
+            },
+        ],
     }))
 }
 

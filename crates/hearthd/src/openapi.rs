@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{capabilities, documents, http, openai};
+use crate::{capabilities, documents, http, openai, reasoning};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +30,12 @@ use crate::{capabilities, documents, http, openai};
         documents::content,
         documents::delete,
         documents::search,
+        reasoning::get_settings,
+        reasoning::put_settings,
+        reasoning::delete_settings,
+        reasoning::test_settings,
+        reasoning::answer,
+        reasoning::chat_completions,
     ),
     modifiers(&BearerToken),
     security(("bearer" = [])),

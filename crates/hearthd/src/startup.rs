@@ -91,8 +91,15 @@ impl Startup {
         embed_metrics.register(&mut registry);
         library.metrics().register(&mut registry);
         let http_metrics = observe::HttpMetrics::register(&mut registry, pool_max);
+        let reasoning = hearth_core::reasoning::Reasoning::new(
+            config.reasoning.clone(),
+            credentials.as_deref(),
+            Arc::clone(&library),
+        )
+        .context("reasoning settings")?;
         let state = AppState::new(
             Arc::clone(&library),
+            Arc::new(reasoning),
             Arc::new(config.clone()),
             registry,
             http_metrics,

@@ -167,7 +167,7 @@ pub fn install(groups: Groups) -> Result<Installed> {
         if groups.includes(&spec.group) {
             let python = match provided(&spec.env) {
                 Some(python) => python,
-                None => bootstrap.python_env(name, &spec.requirements)?,
+                None => bootstrap.python_env(name, spec)?,
             };
             env.insert(spec.env.clone(), python.display().to_string());
         }
@@ -423,52 +423,73 @@ impl Bootstrap<'_> {
         find().ok_or_else(|| anyhow!("{package} is installed but {provides} is not there"))
     }
 
-    /// A venv with exactly the hash-pinned packages of `requirements`, keyed by the lock file's hash so a new lock
-    /// gets a new venv.
-    fn python_env(&self, name: &str, requirements: &str) -> Result<PathBuf> {
-        let lock = crate::workspace_root().join("crates/xtask").join(requirements);
-        let lock_hash = sha256_file(&lock).with_context(|| format!("reading {}", lock.display()))?;
-        let dest = self.cache.join(format!("python-{name}-{}", &lock_hash[..12]));
+    /// A venv with exactly the hash-pinned packages of the spec's lock(s), keyed by their hashes and the build
+    /// environment, so a new lock or new build flags get a new venv.
+    fn python_env(&self, name: &str, spec: &manifest::PythonEnv) -> Result<PathBuf> {
+        let locks: Vec<PathBuf> = spec
+            .build_requirements
+            .iter()
+            .chain(std::iter::once(&spec.requirements))
+            .map(|file| crate::workspace_root().join("crates/xtask").join(file))
+            .collect();
+        let mut key = Vec::new();
+        for lock in &locks {
+            key.extend(
+                sha256_file(lock)
+                    .with_context(|| format!("reading {}", lock.display()))?
+                    .into_bytes(),
+            );
+        }
+        key.extend(format!("{:?}", spec.build_env).into_bytes());
+        let key = if locks.len() == 1 && spec.build_env.is_empty() {
+            sha256_file(&locks[0])?
+        } else {
+            hearth_core::digest::sha256_hex(&key)
+        };
+        let dest = self.cache.join(format!("python-{name}-{}", &key[..12]));
         let python = dest.join("bin").join("python");
         if python.is_file() {
             println!("deps: reused python env {name}");
             return Ok(python);
         }
-        let interpreter = std::env::var_os("HEARTH_PYTHON").unwrap_or_else(|| "python3".into());
-        let version = Command::new(&interpreter)
-            .args([
-                "-c",
-                "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')",
-            ])
-            .output()
-            .ok()
-            .filter(|output| output.status.success())
-            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-            .ok_or_else(|| {
-                anyhow!(
-                    "{} is not a working Python: set HEARTH_PYTHON",
-                    interpreter.to_string_lossy()
-                )
-            })?;
-        if version != "3.11" {
-            bail!(
-                "{} is Python {version}, but {requirements} is locked for CPython 3.11: set HEARTH_PYTHON to a Python \
-                 3.11, or regenerate the lock with crates/xtask/python/lock.py",
-                interpreter.to_string_lossy()
-            );
-        }
-        println!("deps: creating python env {name} from {requirements}");
+        let interpreter = python_311(&spec.requirements)?;
+        println!("deps: creating python env {name} from {}", spec.requirements);
         self.build_into(&dest, |staging| {
             run_step(
                 Command::new(&interpreter).args(["-m", "venv"]).arg(staging),
                 "python3 -m venv failed (Debian: apt-get install python3-venv)",
             )?;
+            let pip = || {
+                let mut pip = Command::new(staging.join("bin").join("python"));
+                pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                    .args(["--require-hashes", "--no-deps"]);
+                pip
+            };
+            let registry = "a hash mismatch or an unreachable registry (pip's own error is above)";
+            let [build_lock, lock] = locks.as_slice() else {
+                return run_step(pip().args(["--only-binary=:all:", "-r"]).arg(&locks[0]), registry);
+            };
             run_step(
-                Command::new(staging.join("bin").join("python"))
-                    .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
-                    .args(["--require-hashes", "--no-deps", "--only-binary=:all:", "-r"])
-                    .arg(&lock),
-                "a hash mismatch or an unreachable registry (pip's own error is above)",
+                pip().args(["--only-binary=:all:", "-r"]).arg(build_lock),
+                registry,
+            )?;
+            let expected = spec
+                .build_minutes
+                .map_or_else(String::new, |m| format!(", about {m} minutes on 2 cores"));
+            println!(
+                "deps: building the sdist in {} (once{expected}; later runs reuse it)",
+                spec.requirements
+            );
+            let _heartbeat = Heartbeat::start(format!("building python env {name}"));
+            run_step(
+                pip()
+                    .args(["--no-build-isolation", "--only-binary=:all:"])
+                    .args(sdist_names(lock)?.iter().map(|n| format!("--no-binary={n}")))
+                    .arg("-r")
+                    .arg(lock)
+                    .env("PATH", path_with(&staging.join("bin")))
+                    .envs(&spec.build_env),
+                "the sdist failed to build (the compiler's error is above) or a registry was unreachable",
             )
         })?;
         Ok(python)
@@ -531,6 +552,82 @@ impl Bootstrap<'_> {
                 Err(error)
             }
         }
+    }
+}
+
+/// The Python 3.11 the locks are made for: `$HEARTH_PYTHON`, else `python3`.
+fn python_311(requirements: &str) -> Result<std::ffi::OsString> {
+    let interpreter = std::env::var_os("HEARTH_PYTHON").unwrap_or_else(|| "python3".into());
+    let version = Command::new(&interpreter)
+        .args([
+            "-c",
+            "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')",
+        ])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .ok_or_else(|| {
+            anyhow!(
+                "{} is not a working Python: set HEARTH_PYTHON",
+                interpreter.to_string_lossy()
+            )
+        })?;
+    if version != "3.11" {
+        bail!(
+            "{} is Python {version}, but {requirements} is locked for CPython 3.11: set HEARTH_PYTHON to a Python \
+             3.11, or regenerate the lock with crates/xtask/python/lock.py",
+            interpreter.to_string_lossy()
+        );
+    }
+    Ok(interpreter)
+}
+
+/// The packages a lock pins as sdists (lock.py writes them from `#sdist` lines, with a comment saying so).
+fn sdist_names(lock: &Path) -> Result<Vec<String>> {
+    let text = fs::read_to_string(lock).with_context(|| format!("reading {}", lock.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# sdist: "))
+        .map(|name| name.trim().to_owned())
+        .collect())
+}
+
+/// `PATH` with `dir` first: the build finds the venv's cmake and ninja.
+fn path_with(dir: &Path) -> std::ffi::OsString {
+    let mut paths = vec![dir.to_path_buf()];
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(paths).unwrap_or_default()
+}
+
+/// Prints a line every minute while a long, quiet step runs, so nobody waits on a silent terminal.
+struct Heartbeat {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl Heartbeat {
+    fn start(what: String) -> Self {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let started = std::time::Instant::now();
+        std::thread::spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(std::time::Duration::from_secs(60))
+            {
+                println!(
+                    "deps: still {what} ({} min so far)",
+                    started.elapsed().as_secs() / 60
+                );
+            }
+        });
+        Self { stop: Some(stop) }
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        drop(self.stop.take());
     }
 }
 

@@ -55,6 +55,16 @@ pub struct PythonEnv {
     pub group: String,
     /// Variable the env file records the interpreter under.
     pub env: String,
+    /// For a lock that pins an sdist: what building it needs, installed first so the build runs without pip's
+    /// isolation (which would fetch unpinned build tools).
+    #[serde(default)]
+    pub build_requirements: Option<String>,
+    /// Environment of the sdist's build (CMake flags).
+    #[serde(default)]
+    pub build_env: BTreeMap<String, String>,
+    /// What the first build takes on 2 cores, said while it runs.
+    #[serde(default)]
+    pub build_minutes: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

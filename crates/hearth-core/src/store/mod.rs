@@ -3,6 +3,7 @@
 pub mod chunks;
 pub mod documents;
 pub mod jobs;
+pub mod providers;
 pub mod search;
 pub mod sessions;
 pub mod spaces;

@@ -10,13 +10,15 @@ pub enum Nav {
     Home,
     Library,
     Search,
+    Ask,
     Settings,
 }
 
-const NAV: [(Nav, &str, &str); 4] = [
+const NAV: [(Nav, &str, &str); 5] = [
     (Nav::Home, "/", "Home"),
     (Nav::Library, "/library", "Library"),
     (Nav::Search, "/search", "Search"),
+    (Nav::Ask, "/ask", "Ask"),
     (Nav::Settings, "/settings", "Settings"),
 ];
 

@@ -5,6 +5,7 @@
 //! A browser signs in with the api-token or the setup code and gets an HttpOnly, SameSite=Strict cookie naming a
 //! server-side session (`session.rs`); the token itself never reaches a page or a script.
 
+mod ask;
 mod assets;
 mod highlight;
 mod home;
@@ -52,7 +53,11 @@ pub fn router(app: AppState, auth: Arc<Auth>) -> Router {
             get(library::confirm_delete).post(library::delete),
         )
         .route("/search", get(search::page))
+        .route("/ask", get(ask::page))
         .route("/settings", get(settings::page))
+        .route("/settings/reasoning", post(settings::set_reasoning))
+        .route("/settings/reasoning/test", post(settings::test_reasoning))
+        .route("/settings/reasoning/delete", post(settings::delete_reasoning))
         .route("/settings/sessions/{id}/revoke", post(settings::revoke))
         .route("/signin", get(session::sign_in_page).post(session::sign_in))
         .route("/signout", post(session::sign_out))

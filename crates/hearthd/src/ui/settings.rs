@@ -1,11 +1,14 @@
-//! Settings: which secrets open this hearth (fingerprints only), the signed-in browsers, and where reasoning
-//! will be configured.
+//! Settings: which secrets open this hearth (fingerprints only), the signed-in browsers, and the reasoning
+//! provider (its key only as a fingerprint) with what is sent to it.
 
+use axum::Form;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use hearth_api::reasoning::{ProviderSettings, ProviderSource, ReasoningSettings};
 use hearth_core::library::SessionRow;
 use maud::{Markup, html};
+use serde::Deserialize;
 use uuid::Uuid;
 
 use super::layout::{self, Nav};
@@ -15,6 +18,7 @@ use crate::input::Path;
 
 pub async fn page(State(state): State<UiState>, signed_in: SignedIn) -> Result<Response, UiError> {
     let sessions = state.app.library.sessions().await?;
+    let reasoning = state.app.reasoning.settings().await?;
     let tokens = &state.auth.tokens;
     let body = html! {
         h1 { "Settings" }
@@ -35,12 +39,7 @@ pub async fn page(State(state): State<UiState>, signed_in: SignedIn) -> Result<R
                       reveal nothing. Logs name callers the same way." }
         }
         (sessions_section(&sessions, signed_in.session.id))
-        section #reasoning aria-labelledby="reasoning-heading" {
-            h2 #reasoning-heading { "Reasoning provider" }
-            p { "Answers and concept extraction will use a remote provider you choose here: an OpenAI-compatible \
-                 service with your key, or the GPU workstation on your LAN. None is configured, so nothing leaves \
-                 this box." }
-        }
+        (reasoning_section(&reasoning))
     };
     Ok(html_page(
         StatusCode::OK,
@@ -95,4 +94,131 @@ pub async fn revoke(
     } else {
         see_other("/settings")
     })
+}
+
+fn reasoning_section(settings: &ReasoningSettings) -> Markup {
+    let provider = settings.provider.as_ref();
+    let declared = provider.is_some_and(|p| p.source == ProviderSource::Config);
+    html! {
+        section #reasoning aria-labelledby="reasoning-heading" {
+            h2 #reasoning-heading { "Reasoning provider" }
+            p { "Answers come from a remote provider you choose: an OpenAI-compatible service with your key, or the \
+                 GPU workstation on your LAN. Only the text of the passages retrieved for a question is sent, only \
+                 while answers are on, and never a passage of a document whose metadata says "
+                code { "\"private\": true" } "." }
+            p #reasoning-sends role="status" { strong { "Sent: " } (settings.sends) "." }
+            @if let Some(provider) = provider {
+                dl.facts {
+                    dt { "Address" } dd { code { (provider.base_url) } }
+                    dt { "Model" } dd { code { (provider.model) } }
+                    dt { "Key" }
+                    dd #provider-key { @match &provider.key_fingerprint {
+                        Some(fingerprint) => { "fingerprint " code { (fingerprint) } }
+                        None => "none",
+                    } }
+                    dt { "Answers" } dd { (if provider.answers { "on" } else { "off" }) }
+                }
+                form method="post" action="/settings/reasoning/test" {
+                    button type="submit" { "Test connection" }
+                }
+            }
+            @if declared {
+                p.help { "This provider is declared in hearth's configuration (reasoning.provider); change it there." }
+            } @else {
+                (provider_form(settings))
+            }
+        }
+    }
+}
+
+fn provider_form(settings: &ReasoningSettings) -> Markup {
+    let provider = settings.provider.as_ref();
+    html! {
+        form #provider-form method="post" action="/settings/reasoning" {
+            label for="base_url" { "Address (OpenAI-compatible, up to /v1)" }
+            input #base_url name="base_url" type="url" list="provider-presets" required
+                value=(provider.map_or("", |p| p.base_url.as_str()));
+            datalist #provider-presets {
+                option value="http://workstation.local:8000/v1" { "the GPU workstation on the LAN" }
+                option value="https://api.openai.com/v1" { "OpenAI" }
+            }
+            label for="model" { "Model" }
+            input #model name="model" required value=(provider.map_or("", |p| p.model.as_str()));
+            label for="api_key" { "API key " small { "(empty: keep the stored one; none for a LAN engine)" } }
+            input #api_key name="api_key" type="password" autocomplete="off";
+            @if !settings.can_store_keys {
+                p.help { "hearthd has no encryption key, so a key cannot be stored: give it the encryption-key \
+                          credential first." }
+            }
+            label { input name="answers" type="checkbox" value="on" checked[provider.is_some_and(|p| p.answers)];
+                    " Send passages to answer questions" }
+            label { input name="remove_key" type="checkbox" value="on"; " Remove the stored key" }
+            button type="submit" { "Save" }
+        }
+        @if provider.is_some() {
+            form method="post" action="/settings/reasoning/delete" {
+                button type="submit" { "Remove the provider" }
+            }
+        }
+    }
+}
+
+/// The Settings form's fields (a checkbox is absent when not ticked).
+#[derive(Debug, Deserialize)]
+pub struct ProviderForm {
+    base_url: String,
+    model: String,
+    #[serde(default)]
+    api_key: String,
+    #[serde(default)]
+    answers: Option<String>,
+    #[serde(default)]
+    remove_key: Option<String>,
+}
+
+pub async fn set_reasoning(
+    State(state): State<UiState>,
+    signed_in: SignedIn,
+    Form(form): Form<ProviderForm>,
+) -> Result<Response, UiError> {
+    let settings = ProviderSettings {
+        base_url: form.base_url,
+        model: form.model,
+        api_key: Some(form.api_key).filter(|key| !key.trim().is_empty()),
+        remove_key: form.remove_key.is_some(),
+        answers: form.answers.is_some(),
+    };
+    let by = format!("session:{}", signed_in.session.id);
+    state.app.reasoning.put(settings, &by).await?;
+    Ok(see_other("/settings#reasoning"))
+}
+
+pub async fn test_reasoning(State(state): State<UiState>, _signed_in: SignedIn) -> Result<Response, UiError> {
+    let test = state.app.reasoning.test().await?;
+    let body = html! {
+        h1 { "Test connection" }
+        p #provider-test role="status" class=(if test.ok { "notice" } else { "error" }) { (test.message) }
+        @if test.ok && !test.model_listed {
+            p.error { "The configured model is not among the models it lists: check the model name." }
+        }
+        @if !test.models.is_empty() {
+            p { "Models: " @for (i, model) in test.models.iter().enumerate() {
+                @if i > 0 { ", " } code { (model) } } }
+        }
+        p { a href="/settings#reasoning" { "Back to Settings" } }
+    };
+    Ok(html_page(
+        StatusCode::OK,
+        layout::signed_in("Test connection", Nav::Settings, body),
+    ))
+}
+
+pub async fn delete_reasoning(
+    State(state): State<UiState>,
+    signed_in: SignedIn,
+    Form(_): Form<super::library::Empty>,
+) -> Result<Response, UiError> {
+    let by = format!("session:{}", signed_in.session.id);
+    state.app.reasoning.delete(&by).await?;
+    Ok(see_other("/settings#reasoning"))
 }
