@@ -18,8 +18,8 @@ pub const MAX_ANSWER_K: usize = 20;
 pub const MAX_QUESTION_CHARS: usize = 2000;
 
 /// `PUT /v1/settings/reasoning`: an OpenAI-compatible provider. Only chunk text of non-private documents is sent
-/// to it, and only for the features turned on here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// to it, and only for the features turned on here. `Debug` never shows the key.
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSettings {
     /// The provider's OpenAI-compatible base URL, up to and including `/v1` (for example
@@ -38,6 +38,18 @@ pub struct ProviderSettings {
     /// `answer`). Off: nothing is sent.
     #[serde(default)]
     pub answers: bool,
+}
+
+impl std::fmt::Debug for ProviderSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderSettings")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("remove_key", &self.remove_key)
+            .field("answers", &self.answers)
+            .finish()
+    }
 }
 
 /// Where the provider's settings come from.

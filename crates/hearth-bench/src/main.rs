@@ -1,5 +1,5 @@
 //! hearth's benchmarks. Each measures hearth against a baseline taken in the same run on the same machine and
-//! prints a markdown section; run them through `cargo xtask bench embed|ingest|search|memory|quality|ui|all`, which builds this in
+//! prints a markdown section; run them through `cargo xtask bench embed|ingest|search|memory|quality|ui|answer|all`, which builds this in
 //! release mode, installs what they need and writes the section into docs/benchmarks.md.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+mod answer;
 mod common;
 mod embed;
 mod ingest;
@@ -39,6 +40,8 @@ enum Bench {
     Quality(quality::Args),
     /// The web UI's Home in a real browser: weight and first render, against the same bytes served statically.
     Ui(ui::Args),
+    /// What hearth adds to an answer over the reasoning provider's own time.
+    Answer(answer::Args),
 }
 
 fn main() -> Result<()> {
@@ -50,6 +53,7 @@ fn main() -> Result<()> {
         Bench::Memory(args) => Some(memory::run(args)?),
         Bench::Quality(args) => Some(quality::run(args)?),
         Bench::Ui(args) => Some(ui::run(args)?),
+        Bench::Answer(args) => Some(answer::run(args)?),
     };
     if let Some(report) = report {
         println!("\n{report}");

@@ -203,6 +203,22 @@ impl Config {
                 self.auth.session_hours
             )));
         }
+        if self.reasoning.max_retries > 10 {
+            return Err(ConfigError::Invalid(format!(
+                "reasoning.max_retries = {} is too many: at most 10 (each waits up to 8 s)",
+                self.reasoning.max_retries
+            )));
+        }
+        if !(1..=3600).contains(&self.reasoning.timeout_seconds) {
+            return Err(ConfigError::Invalid(format!(
+                "reasoning.timeout_seconds = {} is out of range: 1 to 3600",
+                self.reasoning.timeout_seconds
+            )));
+        }
+        if let Some(provider) = &self.reasoning.provider {
+            crate::reasoning::validate_provider(&provider.base_url, &provider.model)
+                .map_err(|e| ConfigError::Invalid(format!("reasoning.provider: {e}")))?;
+        }
         for route in &self.auth.open_routes {
             if !route.starts_with('/') {
                 return Err(ConfigError::Invalid(format!(

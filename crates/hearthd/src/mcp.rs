@@ -109,16 +109,16 @@ impl HearthTools {
             filter: None,
         };
         let k = request.k;
-        let request = SearchRequest {
-            k: (k * 2).clamp(1, hearth_api::search::MAX_K),
-            ..request
-        };
         if k == 0 || k > hearth_api::search::MAX_K {
             return Ok(reply::<(), _>(Err(format!(
                 "k must be between 1 and {}",
                 hearth_api::search::MAX_K
             ))));
         }
+        let request = SearchRequest {
+            k: (k * 2).min(hearth_api::search::MAX_K),
+            ..request
+        };
         Ok(reply(self.library.search(&request).await.map(|mut hits| {
             hits.retain(|hit| !is_private(&hit.metadata));
             hits.truncate(k);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -26,6 +26,8 @@ use crate::openai::OpenAiError;
 
 /// Most earlier chat turns passed on to the provider with a question.
 const MAX_HISTORY: usize = 10;
+/// Most characters of those turns together.
+const MAX_HISTORY_CHARS: usize = 32_000;
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The reasoning provider and what leaves the box; never the key.
@@ -97,7 +99,12 @@ pub async fn test_settings(State(state): State<AppState>) -> Result<Json<Provide
         (status = 503, body = ErrorBody), (status = 504, body = ErrorBody),
     ),
 )]
-pub async fn answer(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn answer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    refuse_own_request(&headers)?;
     let request: AnswerRequest = parse_json(body).await.map_err(|e| {
         ApiError::BadRequest(format!(
             "the body must be {{\"question\", \"k\"?, \"filter\"?, \"stream\"?}}: {e}"
@@ -118,6 +125,18 @@ pub async fn answer(State(state): State<AppState>, body: Bytes) -> Result<Respon
     Ok(Sse::new(events.map(Ok::<_, Infallible>))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response())
+}
+
+/// A request from a hearth's own provider client: this hearth is set as its own provider, which would loop.
+fn refuse_own_request(headers: &HeaderMap) -> Result<(), ApiError> {
+    if headers.contains_key(reasoning::HOP_HEADER) {
+        return Err(ApiError::BadRequest(
+            "this request comes from a hearth's reasoning provider client: a hearth cannot be its own (or another \
+             hearth's) reasoning provider; set an OpenAI-compatible engine instead"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A piece of an answer under way.
@@ -207,7 +226,12 @@ fn error_event(error: ReasoningError) -> Event {
         (status = 503, body = hearth_api::OpenAiErrorBody), (status = 504, body = hearth_api::OpenAiErrorBody),
     ),
 )]
-pub async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Result<Response, OpenAiError> {
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OpenAiError> {
+    refuse_own_request(&headers)?;
     let request: ChatRequest = parse_json(body).await.map_err(|e| {
         ApiError::BadRequest(format!(
             "the body must be an OpenAI chat request {{\"model\": \"hearth\", \"messages\": [...]}}: {e}"
@@ -352,7 +376,15 @@ fn question_and_history(messages: &[ChatMessage]) -> Result<(String, Vec<Message
         })
         .collect::<Vec<_>>();
     let skip = history.len().saturating_sub(MAX_HISTORY);
-    Ok((question, history.into_iter().skip(skip).collect()))
+    let history: Vec<Message> = history.into_iter().skip(skip).collect();
+    let chars: usize = history.iter().map(|m| m.content.chars().count()).sum();
+    if chars > MAX_HISTORY_CHARS {
+        return Err(ApiError::BadRequest(format!(
+            "the earlier messages hold {chars} characters; at most {MAX_HISTORY_CHARS} go along with a question: \
+             start a new conversation"
+        )));
+    }
+    Ok((question, history))
 }
 
 /// A message's text: the string, or the `text` parts of OpenAI's content array.

@@ -252,6 +252,35 @@ async fn the_provider_key_is_sealed_at_rest_never_returned_and_opens_only_with_t
         true
     );
 
+    // Bad settings are 400s that say what to change: a key in the clear to the internet, contradictions.
+    let cleartext = api
+        .put_json(
+            "/v1/settings/reasoning",
+            &json!({"base_url": "http://api.example.com/v1", "model": "m", "api_key": "sk-would-leak"}),
+        )
+        .await;
+    assert!(
+        cleartext
+            .assert_error(400, ErrorCode::InvalidRequest)
+            .message
+            .contains("https://")
+    );
+    let both = api
+        .put_json(
+            "/v1/settings/reasoning",
+            &json!({"base_url": rig.llama.base_url, "model": "m", "api_key": "sk-x", "remove_key": true}),
+        )
+        .await;
+    both.assert_error(400, ErrorCode::InvalidRequest);
+    // A hearth asked by a hearth's provider client (itself, set as its own provider) refuses instead of looping.
+    let looped = reqwest::Client::new()
+        .post(format!("{}/v1/answer", rig.hearthd.url))
+        .header("x-hearth-hop", "1")
+        .json(&json!({"question": "boats?"}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(looped.status(), 400);
     // Bad settings are 400s that say what to change.
     let bad = api
         .put_json(

@@ -19,6 +19,12 @@ pub struct Message {
 
 /// The most of a provider's error body repeated in hearth's message.
 const MAX_PROVIDER_MESSAGE_CHARS: usize = 300;
+/// The most of an error body read.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+/// The longest server-sent event accepted from a provider.
+const MAX_EVENT_BYTES: usize = 1024 * 1024;
+/// Sent with every request to a provider; hearthd refuses to answer a request that carries it.
+pub const HOP_HEADER: &str = "x-hearth-hop";
 
 pub struct ProviderClient {
     http: reqwest::Client,
@@ -115,37 +121,49 @@ impl ProviderClient {
             })
             .await?;
         let idle = self.idle_timeout;
-        let bytes = response.bytes_stream();
+        let key = self.key.clone();
+        let bytes = response.bytes_stream().fuse();
         Ok(futures_util::stream::unfold(
-            (bytes.boxed(), String::new(), false),
-            move |(mut bytes, mut buffer, done)| async move {
-                if done {
-                    return None;
-                }
-                loop {
-                    if let Some(event) = take_event(&mut buffer) {
-                        match parse_event(&event) {
-                            Ok(Some(Delta::Text(text))) => return Some((Ok(text), (bytes, buffer, false))),
-                            Ok(Some(Delta::Done)) => return None,
-                            Ok(None) => continue,
-                            Err(error) => return Some((Err(error), (bytes, buffer, true))),
-                        }
+            (bytes.boxed(), Vec::new(), false),
+            move |(mut bytes, mut buffer, done)| {
+                let key = key.clone();
+                async move {
+                    if done {
+                        return None;
                     }
-                    match tokio::time::timeout(idle, bytes.next()).await {
-                        Err(_) => {
-                            let error = ProviderError::Timeout {
-                                seconds: idle.as_secs(),
-                            };
+                    loop {
+                        if let Some(event) = take_event(&mut buffer) {
+                            match parse_event(&event, key.as_deref().map(String::as_str)) {
+                                Ok(Some(Delta::Text(text))) => {
+                                    return Some((Ok(text), (bytes, buffer, false)));
+                                }
+                                Ok(Some(Delta::Done)) => return None,
+                                Ok(None) => continue,
+                                Err(error) => return Some((Err(error), (bytes, buffer, true))),
+                            }
+                        }
+                        if buffer.len() > MAX_EVENT_BYTES {
+                            let error = ProviderError::Malformed(format!(
+                                "it sent more than {MAX_EVENT_BYTES} bytes without ending an event"
+                            ));
                             return Some((Err(error), (bytes, buffer, true)));
                         }
-                        Ok(Some(Ok(chunk))) => buffer.push_str(&String::from_utf8_lossy(&chunk)),
-                        Ok(Some(Err(error))) => {
-                            let error = stream_error(&error, idle);
-                            return Some((Err(error), (bytes, buffer, true)));
+                        match tokio::time::timeout(idle, bytes.next()).await {
+                            Err(_) => {
+                                let error = ProviderError::Timeout {
+                                    seconds: idle.as_secs(),
+                                };
+                                return Some((Err(error), (bytes, buffer, true)));
+                            }
+                            Ok(Some(Ok(chunk))) => buffer.extend_from_slice(&chunk),
+                            Ok(Some(Err(error))) => {
+                                let error = stream_error(&error, idle);
+                                return Some((Err(error), (bytes, buffer, true)));
+                            }
+                            // The provider closed the stream without `[DONE]`: what came is the answer.
+                            Ok(None) if buffer.iter().all(u8::is_ascii_whitespace) => return None,
+                            Ok(None) => buffer.extend_from_slice(b"\n\n"),
                         }
-                        // The provider closed the stream without `[DONE]`: what came is the answer.
-                        Ok(None) if buffer.trim().is_empty() => return None,
-                        Ok(None) => buffer.push_str("\n\n"),
                     }
                 }
             },
@@ -153,6 +171,8 @@ impl ProviderClient {
     }
 
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        // Marks the request as hearth's own, so a hearth set as its own provider refuses it instead of looping.
+        let request = request.header(HOP_HEADER, "1");
         match &self.key {
             Some(key) => request.bearer_auth(key.as_str()),
             None => request,
@@ -169,23 +189,23 @@ impl ProviderClient {
         loop {
             let error = match request().send().await {
                 Ok(response) if response.status().is_success() => return Ok(response),
-                Ok(response) => refused(response).await,
+                Ok(response) => refused(response, self.key.as_deref().map(String::as_str)).await,
                 Err(error) => send_error(&error, self.idle_timeout),
             };
             if attempt >= self.max_retries || !error.is_retryable() {
                 return Err(error);
             }
             tracing::warn!(attempt, %error, "the reasoning provider failed; trying again");
-            tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+            tokio::time::sleep(Duration::from_millis(500 << attempt.min(4))).await;
             attempt += 1;
         }
     }
 }
 
 /// A provider's non-2xx answer, with its own message (OpenAI's `{error: {message}}`, or the body's start).
-async fn refused(response: reqwest::Response) -> ProviderError {
+async fn refused(response: reqwest::Response, key: Option<&str>) -> ProviderError {
     let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
+    let text = read_limited(response).await;
     let message = serde_json::from_str::<Value>(&text)
         .ok()
         .and_then(|body| {
@@ -196,12 +216,33 @@ async fn refused(response: reqwest::Response) -> ProviderError {
                 .map(str::to_owned)
         })
         .unwrap_or(text);
-    let message: String = message
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_PROVIDER_MESSAGE_CHARS)
-        .collect();
-    ProviderError::Refused { status, message }
+    ProviderError::Refused {
+        status,
+        message: clean_message(&message, key),
+    }
+}
+
+/// At most [`MAX_ERROR_BODY_BYTES`] of a body nobody needs whole.
+async fn read_limited(mut response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= MAX_ERROR_BODY_BYTES {
+            body.truncate(MAX_ERROR_BODY_BYTES);
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// A provider's message as hearth repeats it: without control characters, short, and without the key (some
+/// servers echo a rejected key back).
+fn clean_message(message: &str, key: Option<&str>) -> String {
+    let mut message: String = message.chars().filter(|c| !c.is_control()).collect();
+    if let Some(key) = key.filter(|key| !key.is_empty()) {
+        message = message.replace(key, "<key>");
+    }
+    message.chars().take(MAX_PROVIDER_MESSAGE_CHARS).collect()
 }
 
 fn send_error(error: &reqwest::Error, idle: Duration) -> ProviderError {
@@ -242,20 +283,25 @@ enum Delta {
     Done,
 }
 
-/// The next complete server-sent event in `buffer`, removed from it.
-fn take_event(buffer: &mut String) -> Option<String> {
-    let normalized = buffer.contains('\r');
-    if normalized {
-        *buffer = buffer.replace("\r\n", "\n");
-    }
-    let end = buffer.find("\n\n")?;
-    let event = buffer[..end].to_owned();
-    buffer.drain(..end + 2);
+/// The next complete server-sent event in `buffer` (bytes, so a character split across reads stays whole),
+/// removed from it. Events end with a blank line: `\n\n`, `\r\n\r\n` or `\r\r`.
+fn take_event(buffer: &mut Vec<u8>) -> Option<String> {
+    let (end, separator) = [&b"\r\n\r\n"[..], b"\n\n", b"\r\r"]
+        .iter()
+        .filter_map(|separator| {
+            buffer
+                .windows(separator.len())
+                .position(|window| window == *separator)
+                .map(|at| (at, separator.len()))
+        })
+        .min()?;
+    let event = String::from_utf8_lossy(&buffer[..end]).replace('\r', "");
+    buffer.drain(..end + separator);
     Some(event)
 }
 
 /// One event of an OpenAI chat stream: its `data:` lines are a chunk, `[DONE]`, or an error object.
-fn parse_event(event: &str) -> Result<Option<Delta>, ProviderError> {
+fn parse_event(event: &str, key: Option<&str>) -> Result<Option<Delta>, ProviderError> {
     let data: String = event
         .lines()
         .filter_map(|line| line.strip_prefix("data:"))
@@ -274,7 +320,7 @@ fn parse_event(event: &str) -> Result<Option<Delta>, ProviderError> {
         let message = error["message"].as_str().unwrap_or("an error mid-stream");
         return Err(ProviderError::Refused {
             status: 200,
-            message: message.chars().take(MAX_PROVIDER_MESSAGE_CHARS).collect(),
+            message: clean_message(message, key),
         });
     }
     let text = chunk["choices"][0]["delta"]["content"]
@@ -290,25 +336,33 @@ mod tests {
 
     #[test]
     fn events_are_split_and_parsed_as_openai_streams_them() {
-        let mut buffer = String::from(
-            "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\r\n\r\ndata: {\"choices\":[{\"delta\":\
-             {\"content\":\"Hi\"}}]}\n\n: keep-alive\n\ndata: [DONE]\n\npartial",
-        );
+        let stream = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\r\n\r\ndata: {\"choices\":[{\"delta\":\
+                      {\"content\":\"Hé\"}}]}\n\n: keep-alive\n\ndata: [DONE]\n\npartial";
+        // Split inside the two bytes of "é": the character survives.
+        let split = stream.find('é').expect("é") + 1;
+        let mut buffer = stream.as_bytes()[..split].to_vec();
         let mut texts = Vec::new();
         let mut done = false;
-        while let Some(event) = take_event(&mut buffer) {
-            match parse_event(&event).expect("parses") {
-                Some(Delta::Text(text)) => texts.push(text),
-                Some(Delta::Done) => done = true,
-                None => {}
+        for tail in [&stream.as_bytes()[split..], b""] {
+            while let Some(event) = take_event(&mut buffer) {
+                match parse_event(&event, None).expect("parses") {
+                    Some(Delta::Text(text)) => texts.push(text),
+                    Some(Delta::Done) => done = true,
+                    None => {}
+                }
             }
+            buffer.extend_from_slice(tail);
         }
-        assert_eq!(texts, ["Hi"]);
+        assert_eq!(texts, ["Hé"]);
         assert!(done);
-        assert_eq!(buffer, "partial", "an incomplete event waits for more bytes");
-        let error =
-            parse_event("data: {\"error\":{\"message\":\"out of credit\"}}").expect_err("error object");
+        assert_eq!(buffer, b"partial", "an incomplete event waits for more bytes");
+        let echoed = "data: {\"error\":{\"message\":\"bad key sk-abc123, out of credit\"}}";
+        let error = parse_event(echoed, Some("sk-abc123")).expect_err("error object");
         assert!(error.to_string().contains("out of credit"), "{error}");
-        assert!(parse_event("data: {not json").is_err());
+        assert!(
+            !error.to_string().contains("sk-abc123"),
+            "the key is redacted: {error}"
+        );
+        assert!(parse_event("data: {not json", None).is_err());
     }
 }

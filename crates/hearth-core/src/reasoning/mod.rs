@@ -24,7 +24,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 pub use answer::{Prepared, cited_numbers, is_private, prepare};
-pub use client::{Message, ProviderClient};
+pub use client::{HOP_HEADER, Message, ProviderClient};
 pub use vault::{ENCRYPTION_KEY_CREDENTIAL, KeyVault};
 
 use crate::auth::{Source, read_secret_file};
@@ -284,8 +284,18 @@ impl Reasoning {
         let pool = self.library.pool()?;
         let current = provider_store::get(pool).await.map_err(LibraryError::from)?;
         let id = current.as_ref().map_or_else(Uuid::new_v4, |row| row.id);
-        let (key_sealed, key_fingerprint) = match (settings.api_key.as_deref().map(str::trim), &current) {
-            (Some(key), _) if !key.is_empty() => {
+        let new_key = settings
+            .api_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|key| !key.is_empty());
+        if new_key.is_some() && settings.remove_key {
+            return Err(ReasoningError::Invalid(
+                "api_key and remove_key contradict each other: send one of them".into(),
+            ));
+        }
+        let (key_sealed, key_fingerprint) = match (new_key, &current) {
+            (Some(key), _) => {
                 validate_key(key)?;
                 let vault = self
                     .vault
@@ -303,6 +313,9 @@ impl Reasoning {
             }
             _ => (None, None),
         };
+        if key_sealed.is_some() {
+            check_key_transport(&base_url)?;
+        }
         let row = ProviderRow {
             id,
             base_url,
@@ -595,7 +608,7 @@ fn unreachable_provider(row: &ProviderRow) -> Provider {
     }
 }
 
-fn validate_provider(base_url: &str, model: &str) -> Result<(), ReasoningError> {
+pub fn validate_provider(base_url: &str, model: &str) -> Result<(), ReasoningError> {
     let invalid = |message: String| Err(ReasoningError::Invalid(message));
     let Some((scheme, rest)) = base_url.split_once("://") else {
         return invalid(format!(
@@ -628,6 +641,33 @@ fn validate_provider(base_url: &str, model: &str) -> Result<(), ReasoningError> 
         ));
     }
     Ok(())
+}
+
+/// A key goes over the network encrypted: `https://`, or plain `http://` only to this box, a `.local` name, a
+/// single-label LAN name or a private address (the workstation's engine on the LAN).
+fn check_key_transport(base_url: &str) -> Result<(), ReasoningError> {
+    let Some(rest) = base_url.strip_prefix("http://") else {
+        return Ok(());
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+    };
+    let local = match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
+        Ok(std::net::IpAddr::V6(ip)) => {
+            ip.is_loopback() || ip.is_unique_local() || ip.is_unicast_link_local()
+        }
+        Err(_) => host == "localhost" || host.ends_with(".local") || !host.contains('.'),
+    };
+    if local {
+        return Ok(());
+    }
+    Err(ReasoningError::Invalid(format!(
+        "an API key would cross the network unencrypted to {host}: use https:// (plain http:// is for an engine \
+         on this box or the LAN)"
+    )))
 }
 
 fn validate_key(key: &str) -> Result<(), ReasoningError> {
@@ -684,5 +724,18 @@ mod tests {
             host_of("https://api.example.com:8443/v1/x"),
             "https://api.example.com:8443"
         );
+        for lan in [
+            "http://127.0.0.1:8000/v1",
+            "http://workstation.local:8000/v1",
+            "http://workstation:8000/v1",
+            "http://192.168.1.20/v1",
+            "http://[::1]:8000/v1",
+            "https://api.openai.com/v1",
+        ] {
+            assert!(check_key_transport(lan).is_ok(), "{lan}");
+        }
+        for wan in ["http://api.openai.com/v1", "http://8.8.8.8/v1"] {
+            assert!(check_key_transport(wan).is_err(), "{wan}");
+        }
     }
 }

@@ -163,8 +163,9 @@ fn provider_form(settings: &ReasoningSettings) -> Markup {
     }
 }
 
-/// The Settings form's fields (a checkbox is absent when not ticked).
-#[derive(Debug, Deserialize)]
+/// The Settings form's fields (a checkbox is absent when not ticked). No `Debug`: it holds the key.
+#[derive(Deserialize)]
+#[allow(missing_debug_implementations)]
 pub struct ProviderForm {
     base_url: String,
     model: String,
