@@ -122,9 +122,7 @@ pub async fn answer(
         .start_answer(&request.question, request.k, request.filter, &[])
         .await?;
     let events = answer_events(started.text, started.citations);
-    Ok(Sse::new(events.map(Ok::<_, Infallible>))
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
-        .into_response())
+    Ok(event_stream(events))
 }
 
 /// A request from a hearth's own provider client: this hearth is set as its own provider, which would loop.
@@ -137,6 +135,13 @@ fn refuse_own_request(headers: &HeaderMap) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// Server-sent events with a keep-alive comment every [`KEEP_ALIVE`], so proxies keep a slow answer open.
+fn event_stream(events: BoxStream<'static, Event>) -> Response {
+    Sse::new(events.map(Ok::<_, Infallible>))
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
 }
 
 /// A piece of an answer under way.
@@ -254,9 +259,7 @@ pub async fn chat_completions(
     let created = chrono::Utc::now().timestamp();
     if request.stream {
         let chunks = chat_chunks(started.text, started.citations, id, created);
-        return Ok(Sse::new(chunks.map(Ok::<_, Infallible>))
-            .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
-            .into_response());
+        return Ok(event_stream(chunks));
     }
     let mut whole = String::new();
     let asked = started.text.is_some();

@@ -1,9 +1,8 @@
 //! The official `openai` Python client against the real hearthd: what every RAG tool will do.
 
-use std::process::Command;
+use hearth_testkit::{TestHearthd, TestPostgres};
 
-use hearth_testkit::{TestHearthd, TestPostgres, test_python};
-use serde_json::Value;
+mod common;
 
 const SCRIPT: &str = r#"
 import base64, json, struct, sys
@@ -42,30 +41,13 @@ print(json.dumps({
 
 #[tokio::test]
 async fn the_official_openai_client_embeds_a_string_and_a_batch() {
-    let python = test_python().expect("run `cargo xtask deps`");
     let postgres = TestPostgres::start().expect("postgres");
     let database_url = postgres.create_database().expect("database");
     let hearthd =
         TestHearthd::start(env!("CARGO_BIN_EXE_hearthd").as_ref(), &database_url, &[]).expect("hearthd");
     hearthd.serving("/v1/models").await;
 
-    let url = hearthd.url.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .args(["-c", SCRIPT, &url])
-            .env("NO_PROXY", "*")
-            .output()
-    })
-    .await
-    .expect("join")
-    .expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "python failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_str(stdout.trim()).expect("python printed JSON");
+    let report = common::run_python(SCRIPT, vec![hearthd.url.clone()], || hearthd.log_text()).await;
     assert_eq!(report["one_dims"], 384, "{report}");
     assert!(report["one_usage"].as_u64().is_some_and(|t| t > 2), "{report}");
     assert_eq!(report["batch_indices"], serde_json::json!([0, 1, 2]), "{report}");

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hearth_api::ErrorCode;
-use hearth_testkit::{LLAMA_MODEL, TestHearthd, TestLlama, TestPostgres, test_python};
+use hearth_testkit::{LLAMA_MODEL, TestHearthd, TestLlama, TestPostgres};
 use serde_json::{Value, json};
 
 mod common;
@@ -157,6 +157,16 @@ impl Rig {
             json!({"private": true}),
         )
         .await
+    }
+
+    /// A streamed answer to the harbour question, its response still being read.
+    async fn stream_answer(&self) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/v1/answer", self.hearthd.url))
+            .json(&json!({"question": "when do the fishing boats leave the harbour", "stream": true}))
+            .send()
+            .await
+            .expect("stream")
     }
 
     fn assert_no_secret_logged(&self, secret: &str) {
@@ -437,7 +447,7 @@ async fn answers_stream_cite_only_retrieved_chunks_and_never_send_a_private_docu
         .assert_error(400, ErrorCode::InvalidRequest);
 
     // The official OpenAI client streams and fetches a chat completion from model `hearth`.
-    openai_chat(&rig.hearthd.url);
+    openai_chat(&rig.hearthd.url).await;
 
     let requests = rig.llama.requests();
     assert!(requests.len() >= 4, "{requests:?}");
@@ -477,20 +487,8 @@ print(json.dumps({"models": models, "pieces": len(pieces), "streamed": "".join(p
                   "content": whole.choices[0].message.content, "finish": whole.choices[0].finish_reason}))
 "#;
 
-fn openai_chat(url: &str) {
-    let python = test_python().expect("run `cargo xtask deps`");
-    let output = Command::new(python)
-        .args(["-c", OPENAI_CHAT, url])
-        .env("NO_PROXY", "*")
-        .output()
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "python failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_str(stdout.trim()).expect("python printed JSON");
+async fn openai_chat(url: &str) {
+    let report = common::run_python(OPENAI_CHAT, vec![url.to_owned()], String::new).await;
     assert!(
         report["models"]
             .as_array()
@@ -561,12 +559,7 @@ async fn provider_failures_name_the_providers_answer_and_leave_hearthd_healthy()
     rig.llama
         .set_behaviour(Duration::ZERO, Duration::from_millis(300))
         .expect("paced");
-    let mut stream = reqwest::Client::new()
-        .post(format!("{}/v1/answer", rig.hearthd.url))
-        .json(&json!({"question": "when do the fishing boats leave the harbour", "stream": true}))
-        .send()
-        .await
-        .expect("stream");
+    let mut stream = rig.stream_answer().await;
     let first = stream.chunk().await.expect("a chunk").expect("bytes");
     assert!(!first.is_empty());
     drop(stream);
@@ -581,12 +574,7 @@ async fn provider_failures_name_the_providers_answer_and_leave_hearthd_healthy()
     }
 
     // Killed mid-stream: an `error` event naming it, then the stream ends.
-    let mut stream = reqwest::Client::new()
-        .post(format!("{}/v1/answer", rig.hearthd.url))
-        .json(&json!({"question": "when do the fishing boats leave the harbour", "stream": true}))
-        .send()
-        .await
-        .expect("stream");
+    let mut stream = rig.stream_answer().await;
     let mut received = String::new();
     while !received.contains("event: delta") && !received.contains("event:delta") {
         let chunk = stream
@@ -667,28 +655,12 @@ async fn the_official_mcp_sdk_lists_and_calls_the_tools_behind_the_bearer_token(
     let rig = Rig::start_with_token().await;
     let private_id = rig.library().await;
     rig.set_provider(&rig.llama.api_key).await;
-    let python = test_python().expect("run `cargo xtask deps`");
-    let (url, token) = (
+    let args = vec![
         format!("{}/mcp", rig.hearthd.url),
         rig.token.clone().expect("token"),
-    );
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .args(["-c", MCP_CLIENT, &url, &token, &private_id])
-            .env("NO_PROXY", "*")
-            .output()
-    })
-    .await
-    .expect("join")
-    .expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the MCP client failed:\n{stdout}\n{}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        rig.hearthd.log_text()
-    );
-    let report: Value = serde_json::from_str(stdout.trim()).expect("python printed JSON");
+        private_id,
+    ];
+    let report = common::run_python(MCP_CLIENT, args, || rig.hearthd.log_text()).await;
     assert_eq!(
         report["tools"],
         json!(["answer", "get_document", "list_documents", "search"]),

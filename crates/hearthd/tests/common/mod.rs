@@ -73,3 +73,33 @@ pub fn pdf_with_text(text: &str) -> Vec<u8> {
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec(),
     ])
 }
+
+/// Runs `script` with the test Python (`cargo xtask deps` installs it) and `args`, off the async workers; returns
+/// the JSON its last line prints. Panics with both outputs (and `context`, e.g. hearthd's log) when it fails.
+pub async fn run_python(
+    script: &'static str,
+    args: Vec<String>,
+    context: impl Fn() -> String,
+) -> serde_json::Value {
+    let python = hearth_testkit::test_python().expect("run `cargo xtask deps`");
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .env("NO_PROXY", "*")
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "python failed:\n{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        context()
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("python printed no JSON ({e}):\n{stdout}"))
+}
