@@ -913,3 +913,89 @@ async fn the_web_ui_sets_the_provider_and_asks_with_sources_linking_to_the_passa
     );
     rig.assert_no_secret_logged(&rig.llama.api_key);
 }
+
+/// A fleet declares its provider in the configuration, the key in a file: the API shows it, cannot change it,
+/// and answers with it.
+#[tokio::test]
+async fn a_provider_declared_in_the_configuration_answers_and_cannot_be_changed_through_the_api() {
+    let llama = tokio::task::spawn_blocking(|| TestLlama::start().expect("llama.cpp's server"))
+        .await
+        .expect("join");
+    let postgres = TestPostgres::start().expect("postgres");
+    let database_url = postgres.create_database().expect("database");
+    let keys = tempfile::tempdir().expect("tempdir");
+    let key_path = keys.path().join("provider-key");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .open(&key_path)
+        .and_then(|mut f| f.write_all(format!("{}\n", llama.api_key).as_bytes()))
+        .expect("key file");
+    let key_file = key_path.display().to_string();
+    let settings = [
+        ("HEARTH_REASONING__PROVIDER__BASE_URL", llama.base_url.as_str()),
+        ("HEARTH_REASONING__PROVIDER__MODEL", LLAMA_MODEL),
+        ("HEARTH_REASONING__PROVIDER__API_KEY_FILE", key_file.as_str()),
+        ("HEARTH_REASONING__PROVIDER__ANSWERS", "true"),
+        ("HEARTH_REASONING__MAX_ANSWER_TOKENS", "16"),
+    ];
+    let hearthd = TestHearthd::start(env!("CARGO_BIN_EXE_hearthd").as_ref(), &database_url, &settings)
+        .expect("hearthd");
+    hearthd.ready().await;
+    let api = hearthd.api();
+    let shown = api.get("/v1/settings/reasoning").await;
+    assert_eq!(shown.body["provider"]["source"], "config", "{}", shown.body);
+    let fingerprint = hearth_core::digest::fingerprint(llama.api_key.as_bytes());
+    assert_eq!(shown.body["provider"]["key_fingerprint"], fingerprint.as_str());
+    assert!(!shown.body.to_string().contains(&llama.api_key));
+    api.put_json(
+        "/v1/settings/reasoning",
+        &json!({"base_url": "https://elsewhere.example/v1", "model": "m"}),
+    )
+    .await
+    .assert_error(409, ErrorCode::ProviderDeclared);
+    api.delete("/v1/settings/reasoning")
+        .await
+        .assert_error(409, ErrorCode::ProviderDeclared);
+    let uploaded = api
+        .post_json(
+            "/v1/documents",
+            &json!({"text": "The fishing boats leave the harbour at dawn.", "title": "Harbour"}),
+        )
+        .await;
+    let id = uploaded.body["id"].as_str().expect("id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while api.get(&format!("/v1/documents/{id}")).await.body["status"] != "ready" {
+        assert!(Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let answer = api
+        .post_json(
+            "/v1/answer",
+            &json!({"question": "when do the fishing boats leave"}),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["asked_provider"], true);
+    assert!(llama.requests().iter().all(|r| r["bearer"] == true));
+    assert!(
+        !hearthd.log_text().contains(&llama.api_key),
+        "hearthd logged the key"
+    );
+
+    // A declared provider that is not an address stops hearthd's configuration check, naming the key.
+    let checked = std::process::Command::new(env!("CARGO_BIN_EXE_hearthd"))
+        .arg("check-config")
+        .env("HEARTH_REASONING__PROVIDER__BASE_URL", "workstation:8000/v1")
+        .env("HEARTH_REASONING__PROVIDER__MODEL", "m")
+        .output()
+        .expect("check-config runs");
+    assert!(!checked.status.success());
+    let said =
+        String::from_utf8_lossy(&checked.stderr).to_string() + &String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        said.contains("reasoning.provider") && said.contains("base_url"),
+        "{said}"
+    );
+}
