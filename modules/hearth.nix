@@ -262,6 +262,14 @@ in {
             default = true;
             description = "Send the passages retrieved for a question to this provider to answer it.";
           };
+          concepts = mkOption {
+            type = types.bool;
+            default = false;
+            description = ''
+              Send every document's chunks (never those of `"private": true` documents) to this provider to
+              extract the library's concept graph, within `settings.concepts.daily_token_budget` tokens a day.
+            '';
+          };
         };
       });
       default = null;
@@ -305,7 +313,7 @@ in {
         (mkIf (provider != null) {
           reasoning.provider = {
             base_url = provider.baseUrl;
-            inherit (provider) model answers;
+            inherit (provider) model answers concepts;
           };
         })
       ];

@@ -4,6 +4,7 @@
 //!
 //! Serde types only: this crate must stay light enough for any client to link (no tokio, database or model runtime).
 
+pub mod concepts;
 pub mod content_type;
 pub mod documents;
 pub mod error;

@@ -38,6 +38,10 @@ pub struct ProviderSettings {
     /// `answer`). Off: nothing is sent.
     #[serde(default)]
     pub answers: bool,
+    /// Send the chunks of every document (never one with `"private": true`) to the provider to extract concepts,
+    /// within `concepts.daily_token_budget`. Off: nothing is sent for concepts.
+    #[serde(default)]
+    pub concepts: bool,
 }
 
 impl std::fmt::Debug for ProviderSettings {
@@ -48,6 +52,7 @@ impl std::fmt::Debug for ProviderSettings {
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("remove_key", &self.remove_key)
             .field("answers", &self.answers)
+            .field("concepts", &self.concepts)
             .finish()
     }
 }
@@ -71,6 +76,9 @@ pub struct Provider {
     /// sha256 of the key, first 6 bytes in hex; absent when no key is set.
     pub key_fingerprint: Option<String>,
     pub answers: bool,
+    /// Whether chunks are sent to extract concepts.
+    #[serde(default)]
+    pub concepts: bool,
     pub source: ProviderSource,
     pub updated_at: DateTime<Utc>,
 }

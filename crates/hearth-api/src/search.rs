@@ -73,6 +73,9 @@ pub struct SearchFilter {
     /// Only these documents.
     #[serde(default)]
     pub document_ids: Option<Vec<Uuid>>,
+    /// Only documents that mention this concept (`GET /v1/concepts`).
+    #[serde(default)]
+    pub concept: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -96,4 +99,7 @@ pub struct Hit {
     /// Cosine similarity (vector), BM25 (keyword) or the fused score (hybrid).
     pub score: f64,
     pub retrievers: Vec<Retriever>,
+    /// Concepts this chunk mentions (empty until concepts are extracted).
+    #[serde(default)]
+    pub concepts: Vec<crate::concepts::ConceptChip>,
 }

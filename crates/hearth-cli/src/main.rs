@@ -272,6 +272,7 @@ async fn search(
             Ok::<_, anyhow::Error>(SearchFilter {
                 metadata: Some(metadata),
                 document_ids: None,
+                concept: None,
             })
         })
         .transpose()?;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthConfig;
 use crate::blob::BlobConfig;
+use crate::concepts::ConceptsConfig;
 use crate::embed::EmbedderConfig;
 use crate::library::IngestConfig;
 use crate::reasoning::ReasoningConfig;
@@ -28,6 +29,7 @@ const SECTIONS: &[&str] = &[
     "ingest",
     "metrics",
     "reasoning",
+    "concepts",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,6 +47,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub reasoning: ReasoningConfig,
+    #[serde(default)]
+    pub concepts: ConceptsConfig,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -105,6 +109,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             metrics: MetricsConfig::default(),
             reasoning: ReasoningConfig::default(),
+            concepts: ConceptsConfig::default(),
         }
     }
 }
@@ -219,6 +224,7 @@ impl Config {
             crate::reasoning::validate_provider(&provider.base_url, &provider.model)
                 .map_err(|e| ConfigError::Invalid(format!("reasoning.provider: {e}")))?;
         }
+        self.concepts.validate().map_err(ConfigError::Invalid)?;
         for route in &self.auth.open_routes {
             if !route.starts_with('/') {
                 return Err(ConfigError::Invalid(format!(

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod blob;
 pub mod chunk;
+pub mod concepts;
 pub mod config;
 pub mod database;
 pub mod digest;

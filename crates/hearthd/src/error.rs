@@ -212,7 +212,7 @@ fn library_parts(error: &LibraryError, message: String) -> (StatusCode, ErrorCod
         L::UnstorableText { .. } => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidText, message),
         L::InvalidQuery(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidQuery, message),
         L::InvalidRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message),
-        L::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound, message),
+        L::NotFound(_) | L::ConceptNotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound, message),
         L::ModelNotReady | L::Starting => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::NotReady, message),
         L::Embed(error) => embed_parts(error, message),
         L::Store(error) if error.is_transient() => (

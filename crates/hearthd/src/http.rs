@@ -13,6 +13,7 @@ use hearth_api::status::{
     self as api, BlobsState, ComponentStatus, DatabaseState, Health, QueueState, Readiness, ReadyStatus,
     SchemaState, SchemaStatus, Serving,
 };
+use hearth_core::concepts::Concepts;
 use hearth_core::config::Config;
 use hearth_core::embed::Embedder;
 use hearth_core::library::Library;
@@ -22,7 +23,7 @@ use prometheus_client::registry::Registry;
 use crate::auth::{self, Auth};
 use crate::error::ApiError;
 use crate::observe::{self, HttpMetrics};
-use crate::{browser, capabilities, documents, mcp, openai, openapi, reasoning, ui};
+use crate::{browser, capabilities, concepts, documents, mcp, openai, openapi, reasoning, ui};
 
 #[derive(Clone)]
 pub enum ModelState {
@@ -74,6 +75,7 @@ impl ModelSlot {
 pub struct AppState {
     pub library: Arc<Library>,
     pub reasoning: Arc<Reasoning>,
+    pub concepts: Arc<Concepts>,
     pub config: Arc<Config>,
     pub model: ModelSlot,
     pub registry: Arc<Registry>,
@@ -84,6 +86,7 @@ impl AppState {
     pub fn new(
         library: Arc<Library>,
         reasoning: Arc<Reasoning>,
+        concepts: Arc<Concepts>,
         config: Arc<Config>,
         registry: Registry,
         http_metrics: Arc<HttpMetrics>,
@@ -95,6 +98,7 @@ impl AppState {
         Self {
             library,
             reasoning,
+            concepts,
             config,
             model: ModelSlot(Arc::new(RwLock::new(loading))),
             registry: Arc::new(registry),
@@ -128,6 +132,9 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
         )
         .route("/v1/documents/{id}/content", get(documents::content))
         .route("/v1/search", post(documents::search))
+        .route("/v1/concepts", get(concepts::list))
+        .route("/v1/concepts/extraction", get(concepts::extraction))
+        .route("/v1/concepts/{id}", get(concepts::detail))
         .merge(reasoning_routes(&state))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -3,6 +3,7 @@
 mod auth;
 mod browser;
 mod capabilities;
+mod concepts;
 mod doctor;
 mod documents;
 mod error;

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{capabilities, documents, http, openai, reasoning};
+use crate::{capabilities, concepts, documents, http, openai, reasoning};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,6 +36,9 @@ use crate::{capabilities, documents, http, openai, reasoning};
         reasoning::test_settings,
         reasoning::answer,
         reasoning::chat_completions,
+        concepts::list,
+        concepts::extraction,
+        concepts::detail,
     ),
     modifiers(&BearerToken),
     security(("bearer" = [])),

@@ -55,10 +55,12 @@ pub async fn put_settings(
 ) -> Result<Json<Provider>, ApiError> {
     let settings: ProviderSettings = parse_json(body).await.map_err(|e| {
         ApiError::BadRequest(format!(
-            "the body must be {{\"base_url\", \"model\", \"api_key\"?, \"remove_key\"?, \"answers\"?}}: {e}"
+            "the body must be {{\"base_url\", \"model\", \"api_key\"?, \"remove_key\"?, \"answers\"?, \"concepts\"?}}: {e}"
         ))
     })?;
-    Ok(Json(state.reasoning.put(settings, &identity.to_string()).await?))
+    let provider = state.reasoning.put(settings, &identity.to_string()).await?;
+    state.concepts.provider_changed().await?;
+    Ok(Json(provider))
 }
 
 /// Removes the provider: from then on nothing leaves the box.

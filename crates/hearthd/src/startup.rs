@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use hearth_core::blob::BlobStore;
+use hearth_core::concepts::Concepts;
 use hearth_core::config::Config;
 use hearth_core::embed::{EmbedMetrics, Embedder};
 use hearth_core::library::Library;
@@ -97,9 +98,17 @@ impl Startup {
             Arc::clone(&library),
         )
         .context("reasoning settings")?;
+        let reasoning = Arc::new(reasoning);
+        let concepts = hearth_core::concepts::Concepts::new(
+            config.concepts.clone(),
+            Arc::clone(&library),
+            Arc::clone(&reasoning),
+            Arc::new(hearth_core::concepts::SystemClock),
+        );
         let state = AppState::new(
             Arc::clone(&library),
-            Arc::new(reasoning),
+            reasoning,
+            concepts,
             Arc::new(config.clone()),
             registry,
             http_metrics,
@@ -118,7 +127,7 @@ impl Startup {
     /// finish what is in flight within bounds.
     async fn run(self) -> Result<()> {
         let listeners = Listeners::bind(&self.config).await?;
-        let background = Background::spawn(&self.library, &self.config);
+        let background = Background::spawn(&self.library, &self.state.concepts, &self.config);
         self.state.model.set(ModelState::Loading {
             since: Instant::now(),
             model: model_label(&self.config.embedding.model_dir),
@@ -290,18 +299,19 @@ fn serve_metrics(listener: TcpListener, state: AppState, auth: Arc<Auth>) -> Res
     Ok(())
 }
 
-/// The ingest workers and the blob sweeper, stopped together.
+/// The ingest workers, the concept extraction worker and the blob sweeper, stopped together.
 struct Background {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Background {
-    fn spawn(library: &Arc<Library>, config: &Config) -> Self {
+    fn spawn(library: &Arc<Library>, concepts: &Arc<Concepts>, config: &Config) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut tasks: Vec<_> = (0..config.ingest.workers)
             .map(|_| tokio::spawn(Arc::clone(library).run_worker(stopped.clone())))
             .collect();
+        tasks.push(tokio::spawn(Arc::clone(concepts).run_worker(stopped.clone())));
         if config.blobs.sweep_interval_seconds > 0 {
             tasks.push(tokio::spawn(Arc::clone(library).run_sweeper(
                 Duration::from_secs(config.blobs.sweep_interval_seconds),

@@ -139,6 +139,8 @@ impl Library {
         }
         store::chunks::replace(&mut tx, job.document_id, chunks, token_counts, spaces).await?;
         documents::mark_ready(&mut tx, job.document_id, chunks.len(), notes).await?;
+        // The old chunks' mentions went with them; the new version waits for extraction.
+        store::concepts::enqueue(&mut tx, job.document_id).await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.metrics.chunks_total.inc_by(chunks.len() as u64);
         Ok(())

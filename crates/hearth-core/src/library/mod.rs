@@ -82,6 +82,8 @@ pub enum LibraryError {
     InvalidRequest(String),
     #[error("no document {0}")]
     NotFound(Uuid),
+    #[error("no concept {0}: it may have gone with the last document that mentioned it")]
+    ConceptNotFound(Uuid),
     #[error("the embedding model is still loading; keyword search works meanwhile")]
     ModelNotReady,
     #[error("hearthd is starting: the database schema is not ready yet")]
@@ -235,7 +237,7 @@ impl Library {
 
 /// PostgreSQL's text and jsonb cannot hold U+0000: a field that has one is refused at the edge (422), not at
 /// the database (500).
-fn storable(field: &'static str, text: Option<&str>) -> Result<(), LibraryError> {
+pub(crate) fn storable(field: &'static str, text: Option<&str>) -> Result<(), LibraryError> {
     if text.is_some_and(|text| text.contains('\0')) {
         return Err(LibraryError::UnstorableText { field });
     }

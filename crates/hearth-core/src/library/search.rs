@@ -2,15 +2,18 @@
 
 use std::collections::HashMap;
 
-use hearth_api::search::{Hit, MAX_K, MAX_QUERY_CHARS, Retriever, SearchMode, SearchRequest};
+use hearth_api::concepts::ConceptChip;
+use hearth_api::search::{
+    Hit, MAX_K, MAX_QUERY_CHARS, Retriever, SearchFilter as ApiFilter, SearchMode, SearchRequest,
+};
 
 use super::{Library, LibraryError, storable, storable_json};
 use crate::embed::{EmbedRequest, InputKind, Priority};
 use crate::fusion;
 use crate::metrics::ModeLabel;
-use crate::store::StoreError;
 use crate::store::search::{self as retrieval, SearchFilter};
 use crate::store::spaces::Space;
+use crate::store::{StoreError, graph};
 
 impl Library {
     /// The `k` best chunks for the query, by the request's mode.
@@ -39,7 +42,7 @@ impl Library {
             SearchMode::Keyword => None,
             SearchMode::Vector | SearchMode::Hybrid => Some(self.embed_query(&request.query).await?),
         };
-        let filter = SearchFilter::from(request.filter.as_ref().unwrap_or(&Default::default()));
+        let filter = self.with_concept(request.filter.as_ref()).await?;
         let mut snapshot = retrieval::snapshot(&self.pool).await?;
         let (vector, keyword) = match (&query_vector, request.mode) {
             (Some((space, query)), SearchMode::Hybrid) => {
@@ -78,7 +81,39 @@ impl Library {
         let ids: Vec<i64> = order.iter().map(|hit| hit.chunk_id).collect();
         let details = retrieval::details(&mut snapshot, &ids).await?;
         snapshot.commit().await.map_err(StoreError::from)?;
-        Ok(with_details(order, details))
+        let mut hits = with_details(order, details);
+        self.add_chips(&mut hits).await?;
+        Ok(hits)
+    }
+
+    /// The request's filter, a concept turned into the documents that mention it.
+    async fn with_concept(&self, filter: Option<&ApiFilter>) -> Result<SearchFilter, LibraryError> {
+        let Some(filter) = filter else {
+            return Ok(SearchFilter::default());
+        };
+        let mut resolved = SearchFilter::from(filter);
+        if let Some(concept) = filter.concept {
+            if !graph::exists(&self.pool, concept).await? {
+                return Err(LibraryError::ConceptNotFound(concept));
+            }
+            let mentioning = graph::documents_mentioning(&self.pool, concept).await?;
+            resolved.document_ids = Some(match resolved.document_ids {
+                Some(ids) => ids.into_iter().filter(|id| mentioning.contains(id)).collect(),
+                None => mentioning,
+            });
+        }
+        Ok(resolved)
+    }
+
+    /// The concepts each hit's chunk mentions.
+    async fn add_chips(&self, hits: &mut [Hit]) -> Result<(), LibraryError> {
+        let ids: Vec<i64> = hits.iter().map(|hit| hit.chunk_id).collect();
+        for (chunk, id, name) in graph::chips(&self.pool, &ids).await? {
+            if let Some(hit) = hits.iter_mut().find(|hit| hit.chunk_id == chunk) {
+                hit.concepts.push(ConceptChip { id, name });
+            }
+        }
+        Ok(())
     }
 
     /// The query's vector in the space that is searched.
@@ -148,6 +183,7 @@ fn with_details(order: Vec<fusion::Fused>, details: Vec<retrieval::ChunkDetail>)
                 span: [detail.char_start, detail.char_end],
                 score: hit.score,
                 retrievers: hit.retrievers,
+                concepts: Vec::new(),
             })
         })
         .collect()

@@ -93,6 +93,7 @@ mod tests {
             span: [0, 10],
             score: 1.0,
             retrievers: Vec::new(),
+            concepts: Vec::new(),
         }
     }
 

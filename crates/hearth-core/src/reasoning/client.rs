@@ -26,6 +26,25 @@ const MAX_EVENT_BYTES: usize = 1024 * 1024;
 /// Sent with every request to a provider; hearthd refuses to answer a request that carries it.
 pub const HOP_HEADER: &str = "x-hearth-hop";
 
+/// How a JSON schema is handed to the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaFormat {
+    /// `{"type": "json_schema", "json_schema": {…}}`: OpenAI's structured outputs, vLLM, llama.cpp's server.
+    JsonSchema,
+    /// `{"type": "json_object", "schema": …}`: llama-cpp-python, Anyscale-style servers.
+    JsonObject,
+}
+
+/// A non-streamed completion's text and what it cost.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub content: String,
+    /// The provider's `usage.total_tokens`, when it reports one.
+    pub total_tokens: Option<u64>,
+    /// It stopped at `max_tokens` (`finish_reason: "length"`).
+    pub truncated: bool,
+}
+
 pub struct ProviderClient {
     http: reqwest::Client,
     base_url: String,
@@ -168,6 +187,58 @@ impl ProviderClient {
                 }
             },
         ))
+    }
+
+    /// A non-streamed chat completion constrained to `schema` (structured output), for machine-read answers.
+    /// `format` says how the schema is passed: OpenAI's `json_schema`, or `json_object` with a `schema` (what
+    /// llama-cpp-python and some others take instead).
+    pub async fn complete_json(
+        &self,
+        messages: &[Message],
+        schema: &Value,
+        format: SchemaFormat,
+        max_tokens: u32,
+    ) -> Result<Completion, ProviderError> {
+        let response_format = match format {
+            SchemaFormat::JsonSchema => serde_json::json!({
+                "type": "json_schema",
+                "json_schema": {"name": "hearth_concepts", "strict": true, "schema": schema},
+            }),
+            SchemaFormat::JsonObject => serde_json::json!({"type": "json_object", "schema": schema}),
+        };
+        let body = serde_json::json!({
+            "model": self.model,
+            "messages": messages,
+            "stream": false,
+            "temperature": 0,
+            "max_tokens": max_tokens,
+            "response_format": response_format,
+        });
+        let response = self
+            .send_with_retries(|| {
+                self.authorized(self.http.post(format!("{}/chat/completions", self.base_url)))
+                    .json(&body)
+            })
+            .await?;
+        let bytes = tokio::time::timeout(self.idle_timeout, response.bytes())
+            .await
+            .map_err(|_| ProviderError::Timeout {
+                seconds: self.idle_timeout.as_secs(),
+            })?
+            .map_err(|e| stream_error(&e, self.idle_timeout))?;
+        let body: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ProviderError::Malformed(format!("its completion is not JSON: {e}")))?;
+        let content = body["choices"][0]["message"]["content"].as_str().ok_or_else(|| {
+            ProviderError::Malformed("its completion has no choices[0].message.content".into())
+        })?;
+        let usage = &body["usage"];
+        Ok(Completion {
+            content: content.to_owned(),
+            total_tokens: usage["total_tokens"]
+                .as_u64()
+                .or_else(|| Some(usage["prompt_tokens"].as_u64()? + usage["completion_tokens"].as_u64()?)),
+            truncated: body["choices"][0]["finish_reason"].as_str() == Some("length"),
+        })
     }
 
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 pub use answer::{Prepared, cited_numbers, is_private, prepare};
-pub use client::{HOP_HEADER, Message, ProviderClient};
+pub use client::{Completion, HOP_HEADER, Message, ProviderClient, SchemaFormat};
 pub use vault::{ENCRYPTION_KEY_CREDENTIAL, KeyVault};
 
 use crate::auth::{Source, read_secret_file};
@@ -79,6 +79,8 @@ pub struct DeclaredProvider {
     pub api_key_file: Option<PathBuf>,
     #[serde(default)]
     pub answers: bool,
+    #[serde(default)]
+    pub concepts: bool,
 }
 
 /// The provider's failures, each naming what it answered.
@@ -153,6 +155,7 @@ struct Resolved {
     model: String,
     key: Option<Zeroizing<String>>,
     answers: bool,
+    concepts: bool,
 }
 
 /// Provider settings and the calls that send text out.
@@ -221,15 +224,26 @@ impl Reasoning {
         let provider = self.provider().await?;
         let sends = match &provider {
             None => "nothing: no provider is set".to_owned(),
-            Some(p) if !p.answers => format!(
-                "nothing: {} is set, with answers turned off",
+            Some(p) if !p.answers && !p.concepts => format!(
+                "nothing: {} is set, with answers and concepts turned off",
                 host_of(&p.base_url)
             ),
-            Some(p) => format!(
-                "the question and the text of the chunks retrieved for it, to {} (model {}), when you ask; never \
-                 chunks of documents with \"private\": true",
+            Some(p) if !p.answers => format!(
+                "the text of every document's chunks, to {} (model {}), to extract concepts within the daily token \
+                 budget; never chunks of documents with \"private\": true",
                 host_of(&p.base_url),
                 p.model
+            ),
+            Some(p) => format!(
+                "the question and the text of the chunks retrieved for it, to {} (model {}), when you ask{}; never \
+                 chunks of documents with \"private\": true",
+                host_of(&p.base_url),
+                p.model,
+                if p.concepts {
+                    ", and every document's chunks to extract concepts within the daily token budget"
+                } else {
+                    ""
+                }
             ),
         };
         Ok(ReasoningSettings {
@@ -251,6 +265,7 @@ impl Reasoning {
                     .as_ref()
                     .map(|k| crate::digest::fingerprint(k.as_bytes())),
                 answers: declared.answers,
+                concepts: declared.concepts,
                 source: ProviderSource::Config,
                 updated_at: chrono::DateTime::UNIX_EPOCH,
             }));
@@ -264,6 +279,7 @@ impl Reasoning {
             model: row.model,
             key_fingerprint: row.key_fingerprint,
             answers: row.answers,
+            concepts: row.concepts,
             source: ProviderSource::Settings,
             updated_at: row.updated_at,
         }))
@@ -323,6 +339,7 @@ impl Reasoning {
             key_sealed,
             key_fingerprint,
             answers: settings.answers,
+            concepts: settings.concepts,
             updated_by: updated_by.to_owned(),
             updated_at: chrono::Utc::now(),
         };
@@ -334,6 +351,7 @@ impl Reasoning {
             model = %row.model,
             key = row.key_fingerprint.as_deref().unwrap_or("none"),
             answers = row.answers,
+            concepts = row.concepts,
             by = updated_by,
             "reasoning provider set"
         );
@@ -395,6 +413,14 @@ impl Reasoning {
         self.client(&resolved)
     }
 
+    /// The client for concept extraction; `None` when no provider is set or concepts are off (nothing is sent).
+    pub async fn concepts_client(&self) -> Result<Option<ProviderClient>, ReasoningError> {
+        match self.resolve().await? {
+            Some(resolved) if resolved.concepts => self.client(&resolved).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     fn client(&self, resolved: &Resolved) -> Result<ProviderClient, ReasoningError> {
         ProviderClient::new(
             &resolved.base_url,
@@ -414,6 +440,7 @@ impl Reasoning {
                 model: declared.model.clone(),
                 key: self.declared_key.clone(),
                 answers: declared.answers,
+                concepts: declared.concepts,
             }));
         }
         let Some(row) = provider_store::get(self.library.pool()?)
@@ -437,6 +464,7 @@ impl Reasoning {
             model: row.model,
             key,
             answers: row.answers,
+            concepts: row.concepts,
         }))
     }
 }
@@ -603,6 +631,7 @@ fn unreachable_provider(row: &ProviderRow) -> Provider {
         model: row.model.clone(),
         key_fingerprint: row.key_fingerprint.clone(),
         answers: row.answers,
+        concepts: row.concepts,
         source: ProviderSource::Settings,
         updated_at: row.updated_at,
     }

@@ -1,7 +1,9 @@
 //! PostgreSQL + pgvector: the schema (forward-only migrations embedded in the binary) and every query hearth runs.
 
 pub mod chunks;
+pub mod concepts;
 pub mod documents;
+pub mod graph;
 pub mod jobs;
 pub mod providers;
 pub mod search;

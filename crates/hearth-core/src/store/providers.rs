@@ -15,13 +15,14 @@ pub struct ProviderRow {
     pub key_sealed: Option<Vec<u8>>,
     pub key_fingerprint: Option<String>,
     pub answers: bool,
+    pub concepts: bool,
     pub updated_by: String,
     pub updated_at: DateTime<Utc>,
 }
 
 pub async fn get(pool: &PgPool) -> Result<Option<ProviderRow>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT id, base_url, model, key_sealed, key_fingerprint, answers, updated_by, updated_at \
+        "SELECT id, base_url, model, key_sealed, key_fingerprint, answers, concepts, updated_by, updated_at \
          FROM reasoning_provider",
     )
     .fetch_optional(pool)
@@ -36,10 +37,11 @@ pub async fn put(pool: &PgPool, row: &ProviderRow) -> Result<(), StoreError> {
         .execute(&mut *tx)
         .await?;
     sqlx::query(
-        "INSERT INTO reasoning_provider (id, base_url, model, key_sealed, key_fingerprint, answers, updated_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+        "INSERT INTO reasoning_provider \
+             (id, base_url, model, key_sealed, key_fingerprint, answers, concepts, updated_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (id) DO UPDATE SET base_url = $2, model = $3, key_sealed = $4, key_fingerprint = $5, \
-             answers = $6, updated_by = $7, updated_at = now()",
+             answers = $6, concepts = $7, updated_by = $8, updated_at = now()",
     )
     .bind(row.id)
     .bind(&row.base_url)
@@ -47,6 +49,7 @@ pub async fn put(pool: &PgPool, row: &ProviderRow) -> Result<(), StoreError> {
     .bind(&row.key_sealed)
     .bind(&row.key_fingerprint)
     .bind(row.answers)
+    .bind(row.concepts)
     .bind(&row.updated_by)
     .execute(&mut *tx)
     .await?;

@@ -10,14 +10,16 @@ pub enum Nav {
     Home,
     Library,
     Search,
+    Concepts,
     Ask,
     Settings,
 }
 
-const NAV: [(Nav, &str, &str); 5] = [
+const NAV: [(Nav, &str, &str); 6] = [
     (Nav::Home, "/", "Home"),
     (Nav::Library, "/library", "Library"),
     (Nav::Search, "/search", "Search"),
+    (Nav::Concepts, "/concepts", "Concepts"),
     (Nav::Ask, "/ask", "Ask"),
     (Nav::Settings, "/settings", "Settings"),
 ];

@@ -7,6 +7,7 @@
 
 mod ask;
 mod assets;
+mod concepts;
 mod highlight;
 mod home;
 mod layout;
@@ -53,6 +54,8 @@ pub fn router(app: AppState, auth: Arc<Auth>) -> Router {
             get(library::confirm_delete).post(library::delete),
         )
         .route("/search", get(search::page))
+        .route("/concepts", get(concepts::page))
+        .route("/concepts/{id}", get(concepts::concept))
         .route("/ask", get(ask::page))
         .route("/settings", get(settings::page))
         .route("/settings/reasoning", post(settings::set_reasoning))

@@ -71,6 +71,7 @@ async fn run(state: &UiState, query: &SearchQuery, mode: SearchMode) -> Result<V
         filter: metadata.map(|metadata| SearchFilter {
             metadata: Some(metadata),
             document_ids: None,
+            concept: None,
         }),
     };
     Ok(state.app.library.search(&request).await?)
@@ -113,6 +114,13 @@ fn hits_list(hits: &[Hit], query: &str) -> Markup {
                         " "
                         small.score { "score " (format!("{:.3}", hit.score)) }
                         p.context { (excerpt(&hit.text, query, CONTEXT_CHARS)) }
+                        @if !hit.concepts.is_empty() {
+                            ul.chips aria-label="Concepts" {
+                                @for chip in &hit.concepts {
+                                    li { a.chip href={ "/concepts/" (chip.id) } { (chip.name) } }
+                                }
+                            }
+                        }
                     }
                 }
             }

@@ -152,6 +152,9 @@ fn provider_form(settings: &ReasoningSettings) -> Markup {
             }
             label { input name="answers" type="checkbox" value="on" checked[provider.is_some_and(|p| p.answers)];
                     " Send passages to answer questions" }
+            label { input name="concepts" type="checkbox" value="on" checked[provider.is_some_and(|p| p.concepts)];
+                    " Send every document's passages to extract concepts (within the daily token budget; never \
+                      private documents)" }
             label { input name="remove_key" type="checkbox" value="on"; " Remove the stored key" }
             button type="submit" { "Save" }
         }
@@ -174,6 +177,8 @@ pub struct ProviderForm {
     #[serde(default)]
     answers: Option<String>,
     #[serde(default)]
+    concepts: Option<String>,
+    #[serde(default)]
     remove_key: Option<String>,
 }
 
@@ -188,9 +193,11 @@ pub async fn set_reasoning(
         api_key: Some(form.api_key).filter(|key| !key.trim().is_empty()),
         remove_key: form.remove_key.is_some(),
         answers: form.answers.is_some(),
+        concepts: form.concepts.is_some(),
     };
     let by = format!("session:{}", signed_in.session.id);
     state.app.reasoning.put(settings, &by).await?;
+    state.app.concepts.provider_changed().await?;
     Ok(see_other("/settings#reasoning"))
 }
 
