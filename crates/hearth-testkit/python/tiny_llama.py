@@ -61,12 +61,20 @@ def main():
     def r(*shape, scale=0.5):
         return (rng.standard_normal(shape) * scale).astype(np.float32)
 
-    w.add_tensor("token_embd.weight", r(n_vocab, n_embd))
+    # Dimension 0 of every embedding is a constant that the small layers leave standing: through it an output
+    # row's first weight is a bias the context cannot outweigh. The only such bias is for "{", so that where a
+    # JSON schema allows an object or the end of a list (concept extraction's answer), the noise is a non-empty
+    # list rather than always "[]".
+    embeddings = r(n_vocab, n_embd)
+    embeddings[:, 0] = 4.0
+    w.add_tensor("token_embd.weight", embeddings)
     output = r(n_vocab, n_embd)
+    output[:, 0] = 0.0
     # End-of-text, unknown and the control tokens score 0 against any state: never in the top-k a server samples
     # from, so an answer is never cut off before its first word.
     output[:3] = 0.0
     output[3:259] *= 0.1  # byte tokens rarely: the noise stays words
+    output[3 + ord("{"), 0] = 0.35
     w.add_tensor("output.weight", output)
     w.add_tensor("output_norm.weight", np.ones(n_embd, np.float32))
     for i in range(n_layer):

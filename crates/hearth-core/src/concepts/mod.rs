@@ -171,11 +171,14 @@ impl Concepts {
     /// The provider's settings changed: documents waiting on the old one's failures are due at once.
     pub async fn provider_changed(&self) -> Result<(), LibraryError> {
         sqlx::query(
-            "UPDATE concept_jobs SET run_after = '-infinity', waits = 0 WHERE state = 'pending' AND waits > 0",
+            "UPDATE concept_jobs SET run_after = 'epoch', waits = 0 WHERE state = 'pending' AND waits > 0",
         )
         .execute(self.library.pool()?)
         .await
         .map_err(StoreError::from)?;
+        // A new provider may take json_schema.
+        self.json_object_only
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         self.wake.notify_one();
         Ok(())
     }

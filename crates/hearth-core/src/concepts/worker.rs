@@ -235,21 +235,25 @@ impl Concepts {
     ) -> Result<(Extracted, u64), JobStop> {
         let schema = extraction::schema(batch.len());
         let max_tokens = self.config.max_output_tokens;
-        let mut format = self.format();
-        let completion = loop {
-            match client.complete_json(prompt, &schema, format, max_tokens).await {
-                Ok(completion) => break completion,
-                // A server that does not know OpenAI's json_schema says so with 400/422: fall back once, for good.
-                Err(ProviderError::Refused {
-                    status: 400 | 422, ..
-                }) if format == SchemaFormat::JsonSchema => {
-                    tracing::info!(provider = %host_of(client.base_url()), "the provider refused response_format \
-                        json_schema; sending json_object with the schema instead");
-                    self.json_object_only.store(true, Ordering::Relaxed);
-                    format = SchemaFormat::JsonObject;
-                }
-                Err(error) => return Err(self.provider_failed(job, client, &error)),
+        let format = self.format();
+        let completion = match client.complete_json(prompt, &schema, format, max_tokens).await {
+            Ok(completion) => completion,
+            // A server that does not know OpenAI's json_schema refuses it (llama.cpp's Python server with 500):
+            // ask once more with json_object and the schema, and keep to that when it works.
+            Err(ProviderError::Refused {
+                status: 400 | 422 | 500,
+                ..
+            }) if format == SchemaFormat::JsonSchema => {
+                let completion = client
+                    .complete_json(prompt, &schema, SchemaFormat::JsonObject, max_tokens)
+                    .await
+                    .map_err(|error| self.provider_failed(job, client, &error))?;
+                tracing::info!(provider = %host_of(client.base_url()), "the provider refused response_format \
+                    json_schema and took json_object with the schema: sending that from now on");
+                self.json_object_only.store(true, Ordering::Relaxed);
+                completion
             }
+            Err(error) => return Err(self.provider_failed(job, client, &error)),
         };
         let now = self.clock.now();
         let spent = completion

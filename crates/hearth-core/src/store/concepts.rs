@@ -22,13 +22,14 @@ pub struct ConceptJob {
 }
 
 /// Queues (again) the document's extraction for its current version, inside the transaction that committed its
-/// chunks: due at once whatever the clock says.
+/// chunks: due at once whatever the clock says ('epoch', not '-infinity': chrono cannot hold an infinite time, and
+/// reading one back would panic).
 pub async fn enqueue(tx: &mut Transaction<'_, Postgres>, document: Uuid) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO concept_jobs (document_id, version, state, run_after) \
-         SELECT id, version, 'pending', '-infinity' FROM documents WHERE id = $1 \
+         SELECT id, version, 'pending', 'epoch' FROM documents WHERE id = $1 \
          ON CONFLICT (document_id) DO UPDATE SET version = EXCLUDED.version, state = 'pending', attempts = 0, \
-             waits = 0, run_after = '-infinity', claimed_until = NULL, claim_token = NULL, last_error = NULL, \
+             waits = 0, run_after = 'epoch', claimed_until = NULL, claim_token = NULL, last_error = NULL, \
              model = NULL, tokens = 0, concepts = 0, updated_at = now()",
     )
     .bind(document)
