@@ -27,6 +27,8 @@ CREATE TABLE concept_vectors (
     embedding   halfvec NOT NULL,
     PRIMARY KEY (space_id, concept_id)
 );
+-- A concept's deletion cascades here by concept_id.
+CREATE INDEX concept_vectors_concept ON concept_vectors (concept_id);
 
 CREATE TABLE concept_mentions (
     concept_id  uuid    NOT NULL REFERENCES concepts (id) ON DELETE CASCADE,
@@ -57,6 +59,9 @@ CREATE INDEX concept_relations_chunk ON concept_relations (chunk_id);
 -- A concept nobody mentions any more is gone: after a document's deletion or new version, and after a merge.
 CREATE FUNCTION concepts_drop_unmentioned() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    -- The graph's lock, which an extraction's commit holds: without it this statement's snapshot would miss a
+    -- mention that commit is adding to one of these concepts, and delete the concept under it.
+    PERFORM pg_advisory_xact_lock(hashtext('hearth concept graph'));
     DELETE FROM concepts c
     WHERE c.id IN (SELECT DISTINCT concept_id FROM gone)
       AND NOT EXISTS (SELECT 1 FROM concept_mentions m WHERE m.concept_id = c.id);

@@ -813,37 +813,11 @@ async fn without_a_provider_hearthd_opens_no_connection_beyond_its_database() {
 async fn the_web_ui_sets_the_provider_and_asks_with_sources_linking_to_the_passages() {
     let rig = Rig::start_with_token().await;
     rig.library().await;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
     let url = rig.hearthd.url.clone();
     let token = rig.token.clone().expect("token");
-    let signed_in = http
-        .post(format!("{url}/signin"))
-        .header("origin", &url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("secret={token}&next=/settings"))
-        .send()
-        .await
-        .expect("sign in");
-    assert_eq!(signed_in.status(), 303);
-    let cookie = signed_in.headers()["set-cookie"].to_str().expect("ascii");
-    let cookie = cookie.split(';').next().expect("pair").to_owned();
-    let page = |path: String| {
-        let (http, cookie) = (http.clone(), cookie.clone());
-        async move {
-            let response = http
-                .get(path)
-                .header("cookie", cookie)
-                .send()
-                .await
-                .expect("page");
-            (response.status().as_u16(), response.text().await.expect("html"))
-        }
-    };
-
-    let (status, before) = page(format!("{url}/ask?q=boats")).await;
+    let session = common::Session::sign_in(&url, &token, "/settings").await;
+    let (http, cookie) = (&session.http, &session.cookie);
+    let (status, before) = session.page("/ask?q=boats").await;
     assert_eq!(status, 409, "{before}");
     assert!(before.contains("nothing: no provider is set"), "{before}");
 
@@ -854,7 +828,7 @@ async fn the_web_ui_sets_the_provider_and_asks_with_sources_linking_to_the_passa
     );
     let saved = http
         .post(format!("{url}/settings/reasoning"))
-        .header("cookie", &cookie)
+        .header("cookie", cookie)
         .header("origin", &url)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form)
@@ -862,7 +836,7 @@ async fn the_web_ui_sets_the_provider_and_asks_with_sources_linking_to_the_passa
         .await
         .expect("save");
     assert_eq!(saved.status(), 303);
-    let (_, settings) = page(format!("{url}/settings")).await;
+    let (_, settings) = session.page("/settings").await;
     assert!(!settings.contains(&rig.llama.api_key), "Settings shows the key");
     let fingerprint = hearth_core::digest::fingerprint(rig.llama.api_key.as_bytes());
     assert!(settings.contains(&fingerprint), "{settings}");
@@ -872,7 +846,7 @@ async fn the_web_ui_sets_the_provider_and_asks_with_sources_linking_to_the_passa
     );
     let tested = http
         .post(format!("{url}/settings/reasoning/test"))
-        .header("cookie", &cookie)
+        .header("cookie", cookie)
         .header("origin", &url)
         .send()
         .await
@@ -885,7 +859,9 @@ async fn the_web_ui_sets_the_provider_and_asks_with_sources_linking_to_the_passa
             .contains("answered with 1 model")
     );
 
-    let (status, asked) = page(format!("{url}/ask?q=when+do+the+fishing+boats+leave+the+harbour")).await;
+    let (status, asked) = session
+        .page("/ask?q=when+do+the+fishing+boats+leave+the+harbour")
+        .await;
     assert_eq!(status, 200, "{asked}");
     let sources = asked.split("id=\"sources\"").nth(1).expect("a sources list");
     assert!(sources.contains("href=\"/library/"), "{sources}");
@@ -905,7 +881,7 @@ async fn the_web_ui_sets_the_provider_and_asks_with_sources_linking_to_the_passa
         .and_then(|rest| rest.split('"').next())
         .expect("a link")
         .replace("&amp;", "&");
-    let (status, passage) = page(format!("{url}{link}")).await;
+    let (status, passage) = session.page(&link).await;
     assert_eq!(status, 200);
     assert!(
         passage.contains("class=\"passage target\"") && passage.contains("at dawn, when the tide turns"),

@@ -58,6 +58,13 @@ impl Default for ConceptsConfig {
 
 impl ConceptsConfig {
     pub fn validate(&self) -> Result<(), String> {
+        if self.daily_token_budget < 1000 {
+            return Err(format!(
+                "concepts.daily_token_budget = {} is too small for one request: at least 1000 (to stop extraction, \
+                 turn concepts off for the provider instead)",
+                self.daily_token_budget
+            ));
+        }
         if !(1..=32).contains(&self.chunks_per_request) {
             return Err(format!(
                 "concepts.chunks_per_request = {} is out of range: 1 to 32",
@@ -138,6 +145,8 @@ pub struct Concepts {
     clock: Arc<dyn Clock>,
     /// The provider refused OpenAI's `json_schema`: send `json_object` with a schema instead, from then on.
     json_object_only: AtomicBool,
+    /// Whether the jobs left waiting or failed by an earlier run were made due (once the schema is there).
+    requeued: AtomicBool,
     wake: Notify,
 }
 
@@ -160,6 +169,7 @@ impl Concepts {
             reasoning,
             clock,
             json_object_only: AtomicBool::new(false),
+            requeued: AtomicBool::new(false),
             wake: Notify::new(),
         })
     }
@@ -168,18 +178,27 @@ impl Concepts {
         &self.config
     }
 
-    /// The provider's settings changed: documents waiting on the old one's failures are due at once.
+    /// The provider's settings changed: documents waiting on the old one's failures are due at once, and those
+    /// that failed are tried again (the new settings may do better).
     pub async fn provider_changed(&self) -> Result<(), LibraryError> {
-        sqlx::query(
-            "UPDATE concept_jobs SET run_after = 'epoch', waits = 0 WHERE state = 'pending' AND waits > 0",
-        )
-        .execute(self.library.pool()?)
-        .await
-        .map_err(StoreError::from)?;
+        self.requeue().await?;
         // A new provider may take json_schema.
         self.json_object_only
             .store(false, std::sync::atomic::Ordering::Relaxed);
         self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Makes waiting and failed extractions due now: at start (a raised budget or attempts may let them through)
+    /// and when the provider changes.
+    pub(super) async fn requeue(&self) -> Result<(), LibraryError> {
+        sqlx::query(
+            "UPDATE concept_jobs SET state = 'pending', run_after = 'epoch', waits = 0, attempts = 0 \
+             WHERE (state = 'pending' AND waits > 0) OR state = 'failed'",
+        )
+        .execute(self.library.pool()?)
+        .await
+        .map_err(StoreError::from)?;
         Ok(())
     }
 

@@ -21,6 +21,8 @@ use crate::store::concepts::{self as jobs, ConceptJob, Handback, SourceChunk};
 
 /// The longest a document waits for a failing provider before it is asked again.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// The most one request's tokens are booked as.
+const MAX_BOOKED_TOKENS: u64 = 10_000_000;
 /// Concept names embedded per pass after a model switch.
 const REEMBED_BATCH: i64 = 32;
 
@@ -79,6 +81,10 @@ impl Concepts {
             return Ok(false);
         };
         let pool = self.library.pool()?;
+        if !self.requeued.load(Ordering::Relaxed) {
+            self.requeue().await?;
+            self.requeued.store(true, Ordering::Relaxed);
+        }
         if self.reembed_names(&models).await? {
             return Ok(true);
         }
@@ -118,14 +124,23 @@ impl Concepts {
     }
 
     /// Logs and stores how the job ended.
-    async fn record(&self, job: &ConceptJob, client: &ProviderClient, outcome: Result<usize, JobStop>) {
+    async fn record(
+        &self,
+        job: &ConceptJob,
+        client: &ProviderClient,
+        outcome: Result<Option<usize>, JobStop>,
+    ) {
         let Ok(pool) = self.library.pool() else {
             return;
         };
         let document = job.document_id;
         let stored = match outcome {
-            Ok(concepts) => {
+            Ok(Some(concepts)) => {
                 tracing::info!(%document, concepts, model = client.model(), "concepts extracted");
+                Ok(())
+            }
+            Ok(None) => {
+                tracing::info!(%document, "concept job taken over (new version or lease lost): nothing written");
                 Ok(())
             }
             Err(JobStop::Back(how, until, reason)) => {
@@ -161,7 +176,7 @@ impl Concepts {
         job: &ConceptJob,
         client: &ProviderClient,
         models: &Models,
-    ) -> Result<usize, JobStop> {
+    ) -> Result<Option<usize>, JobStop> {
         let now = self.clock.now();
         let Some((metadata, chunks)) = jobs::source(pool, job.document_id, job.version).await? else {
             // Deleted (the job went with it) or a new version on its way, whose commit queues the job again.
@@ -179,6 +194,9 @@ impl Concepts {
         let mut found = Vec::new();
         let mut tokens = 0;
         for (batch, prompt) in batches.iter().zip(&prompts) {
+            if !found.is_empty() {
+                self.still_allowed(pool, client, prompt).await?;
+            }
             let (extracted, spent) = self.ask(pool, job, client, batch, prompt).await?;
             tokens += spent;
             found.push((*batch, extracted));
@@ -204,7 +222,7 @@ impl Concepts {
                 "failed",
                 format!(
                     "the document needs about {needed} provider tokens, more than concepts.daily_token_budget \
-                     ({budget}) allows in a day: raise the budget"
+                     ({budget}) allows in a day: raise it (failed documents are tried again when hearthd starts)"
                 ),
             ));
         }
@@ -217,6 +235,41 @@ impl Concepts {
                 format!(
                     "today's token budget is spent ({spent} of {budget} tokens, concepts.daily_token_budget; this \
                      document needs about {needed}): extraction resumes at {} UTC",
+                    resumes.format("%Y-%m-%d %H:%M")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Between a document's requests: consent may have been withdrawn (or the provider changed), and the estimate
+    /// may have been short of what the provider counted, so neither is taken from the job's start.
+    async fn still_allowed(
+        &self,
+        pool: &PgPool,
+        client: &ProviderClient,
+        prompt: &[Message],
+    ) -> Result<(), JobStop> {
+        let now = self.clock.now();
+        let current = self.reasoning.concepts_client().await.ok().flatten();
+        if current
+            .as_ref()
+            .is_none_or(|c| c.base_url() != client.base_url() || c.model() != client.model())
+        {
+            let reason = "the provider or its consent to concepts changed mid-document".to_owned();
+            return Err(JobStop::Back(Handback::Release, now, reason));
+        }
+        let budget = self.config.daily_token_budget;
+        let spent = jobs::tokens_spent(pool, now.date_naive()).await?;
+        let needed = extraction::estimate_tokens(prompt, self.config.max_output_tokens);
+        if spent.saturating_add(needed) > budget {
+            let resumes = next_midnight(now);
+            return Err(JobStop::Back(
+                Handback::Wait,
+                resumes,
+                format!(
+                    "today's token budget ran out mid-document ({spent} of {budget} tokens, \
+                     concepts.daily_token_budget): extraction resumes at {} UTC",
                     resumes.format("%Y-%m-%d %H:%M")
                 ),
             ));
@@ -256,9 +309,12 @@ impl Concepts {
             Err(error) => return Err(self.provider_failed(job, client, &error)),
         };
         let now = self.clock.now();
+        // Without a count from the provider, the most the request could have cost; a count past any real request's
+        // (a broken or hostile provider) is capped so the day's sum stays a number.
         let spent = completion
             .total_tokens
-            .unwrap_or_else(|| extraction::estimate_tokens(prompt, 0));
+            .unwrap_or_else(|| extraction::estimate_tokens(prompt, max_tokens))
+            .min(MAX_BOOKED_TOKENS);
         jobs::spend(pool, now.date_naive(), spent).await?;
         let unusable = |reason: String| self.unusable(job, reason);
         if completion.truncated {
@@ -280,7 +336,19 @@ impl Concepts {
     }
 
     /// The provider could not answer: the job waits, longer each time, and never fails for it.
+    /// A refusal of this very request (too long for its context, say) or a garbled answer would come again the same
+    /// way: those count as attempts, so such a document fails after `concepts.max_attempts` instead of being sent
+    /// for ever.
     fn provider_failed(&self, job: &ConceptJob, client: &ProviderClient, error: &ProviderError) -> JobStop {
+        if matches!(
+            error,
+            ProviderError::Refused {
+                status: 400 | 413 | 422,
+                ..
+            } | ProviderError::Malformed(_)
+        ) {
+            return self.unusable(job, format!("{}: {error}", host_of(client.base_url())));
+        }
         let delay = backoff(job.waits);
         let until = self.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
         let hint = match error {
@@ -328,7 +396,7 @@ impl Concepts {
         tokens: u64,
         found: &[(&[SourceChunk], Extracted)],
         models: &Models,
-    ) -> Result<usize, JobStop> {
+    ) -> Result<Option<usize>, JobStop> {
         let names: Vec<String> = found
             .iter()
             .flat_map(|(_, extracted)| extracted.concepts.iter().map(|c| c.name.clone()))
@@ -344,7 +412,7 @@ impl Concepts {
         let space = models.spaces.active.id;
         let mut tx = pool.begin().await.map_err(StoreError::from)?;
         if !jobs::fence(&mut tx, job).await? {
-            return Ok(0); // a new version or another worker owns the job now
+            return Ok(None); // a new version or another worker owns the job now
         }
         jobs::lock_graph(&mut tx).await?;
         jobs::delete_document_graph(&mut tx, job.document_id).await?;
@@ -377,7 +445,7 @@ impl Concepts {
         }
         jobs::finish(&mut tx, job, model, tokens, distinct.len()).await?;
         tx.commit().await.map_err(StoreError::from)?;
-        Ok(distinct.len())
+        Ok(Some(distinct.len()))
     }
 
     /// The concept this name is: the same name or alias, else the nearest name above `concepts.merge_similarity`,

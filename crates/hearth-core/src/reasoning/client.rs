@@ -23,6 +23,8 @@ const MAX_PROVIDER_MESSAGE_CHARS: usize = 300;
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 /// The longest server-sent event accepted from a provider.
 const MAX_EVENT_BYTES: usize = 1024 * 1024;
+/// The longest non-streamed answer read (a JSON completion of `max_tokens` is far shorter).
+const MAX_COMPLETION_BYTES: usize = 4 * 1024 * 1024;
 /// Sent with every request to a provider; hearthd refuses to answer a request that carries it.
 pub const HOP_HEADER: &str = "x-hearth-hop";
 
@@ -220,12 +222,7 @@ impl ProviderClient {
                     .json(&body)
             })
             .await?;
-        let bytes = tokio::time::timeout(self.idle_timeout, response.bytes())
-            .await
-            .map_err(|_| ProviderError::Timeout {
-                seconds: self.idle_timeout.as_secs(),
-            })?
-            .map_err(|e| stream_error(&e, self.idle_timeout))?;
+        let bytes = self.read_bounded(response).await?;
         let body: Value = serde_json::from_slice(&bytes)
             .map_err(|e| ProviderError::Malformed(format!("its completion is not JSON: {e}")))?;
         let content = body["choices"][0]["message"]["content"].as_str().ok_or_else(|| {
@@ -234,11 +231,35 @@ impl ProviderClient {
         let usage = &body["usage"];
         Ok(Completion {
             content: content.to_owned(),
-            total_tokens: usage["total_tokens"]
-                .as_u64()
-                .or_else(|| Some(usage["prompt_tokens"].as_u64()? + usage["completion_tokens"].as_u64()?)),
+            total_tokens: usage["total_tokens"].as_u64().or_else(|| {
+                usage["prompt_tokens"]
+                    .as_u64()?
+                    .checked_add(usage["completion_tokens"].as_u64()?)
+            }),
             truncated: body["choices"][0]["finish_reason"].as_str() == Some("length"),
         })
+    }
+
+    /// A whole (non-streamed) answer, at most [`MAX_COMPLETION_BYTES`], each piece within the idle timeout.
+    async fn read_bounded(&self, mut response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
+        let mut bytes = Vec::new();
+        loop {
+            let piece = tokio::time::timeout(self.idle_timeout, response.chunk())
+                .await
+                .map_err(|_| ProviderError::Timeout {
+                    seconds: self.idle_timeout.as_secs(),
+                })?
+                .map_err(|e| stream_error(&e, self.idle_timeout))?;
+            let Some(piece) = piece else {
+                return Ok(bytes);
+            };
+            if bytes.len() + piece.len() > MAX_COMPLETION_BYTES {
+                return Err(ProviderError::Malformed(format!(
+                    "its answer is longer than {MAX_COMPLETION_BYTES} bytes"
+                )));
+            }
+            bytes.extend_from_slice(&piece);
+        }
     }
 
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {

@@ -141,7 +141,16 @@ pub async fn close(pool: &PgPool, job: &ConceptJob, state: &str, reason: &str) -
 }
 
 /// Locks the job row if this claim still holds it: what fences a commit against a new version and a lost lease.
+/// The document's row is locked first, as an ingest commit or a deletion locks it before the job's: the other
+/// order deadlocks against them.
 pub async fn fence(tx: &mut Transaction<'_, Postgres>, job: &ConceptJob) -> Result<bool, StoreError> {
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM documents WHERE id = $1 FOR KEY SHARE")
+        .bind(job.document_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if exists.is_none() {
+        return Ok(false);
+    }
     let held: Option<i32> = sqlx::query_scalar(
         "SELECT version FROM concept_jobs WHERE document_id = $1 AND claim_token = $2 FOR UPDATE",
     )
@@ -306,7 +315,10 @@ pub async fn add_vector(
     vector: &[f32],
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO concept_vectors (concept_id, space_id, embedding) VALUES ($1, $2, $3) \
+        // Never into a retired space: a worker that read the spaces before a switch finished would put back what the
+        // switch removed.
+        "INSERT INTO concept_vectors (concept_id, space_id, embedding) \
+         SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM embedding_spaces WHERE id = $2 AND state <> 'retired') \
          ON CONFLICT (space_id, concept_id) DO UPDATE SET embedding = EXCLUDED.embedding",
     )
     .bind(concept)
@@ -387,6 +399,7 @@ pub async fn unembedded(pool: &PgPool, space: i64, limit: i64) -> Result<Vec<(Uu
     Ok(sqlx::query_as(
         "SELECT c.id, c.name FROM concepts c WHERE NOT EXISTS \
              (SELECT 1 FROM concept_vectors v WHERE v.concept_id = c.id AND v.space_id = $1) \
+           AND EXISTS (SELECT 1 FROM embedding_spaces WHERE id = $1 AND state <> 'retired') \
          ORDER BY c.created_at LIMIT $2",
     )
     .bind(space)

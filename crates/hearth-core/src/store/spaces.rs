@@ -208,9 +208,13 @@ pub async fn activate_if_complete(pool: &PgPool, target: &Space) -> Result<bool,
     Ok(true)
 }
 
-/// Removes a retired space's vectors and its index.
+/// Removes a retired space's vectors (chunks' and concept names') and its index.
 async fn drop_vectors(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, id: i64) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM chunk_vectors WHERE space_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM concept_vectors WHERE space_id = $1")
         .bind(id)
         .execute(&mut **tx)
         .await?;

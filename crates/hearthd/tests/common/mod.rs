@@ -103,3 +103,48 @@ pub async fn run_python(
     let last = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(last).unwrap_or_else(|e| panic!("python printed no JSON ({e}):\n{stdout}"))
 }
+
+/// A browser's session: signs in at `url` with `secret` (the API token or the setup code) as the web UI's form
+/// does, and keeps the session cookie for the pages read after.
+pub struct Session {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub cookie: String,
+}
+
+impl Session {
+    pub async fn sign_in(url: &str, secret: &str, next: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let signed_in = http
+            .post(format!("{url}/signin"))
+            .header("origin", url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("secret={secret}&next={next}"))
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(signed_in.status(), 303, "signing in");
+        let cookie = signed_in.headers()["set-cookie"].to_str().expect("ascii");
+        let cookie = cookie.split(';').next().expect("pair").to_owned();
+        Self {
+            http,
+            url: url.to_owned(),
+            cookie,
+        }
+    }
+
+    /// `GET path` with the session: the status and the page.
+    pub async fn page(&self, path: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .expect("page");
+        (response.status().as_u16(), response.text().await.expect("html"))
+    }
+}
