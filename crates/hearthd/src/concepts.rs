@@ -13,9 +13,12 @@ use crate::http::AppState;
 /// Concepts whose name or alias contains the query's words, then those closest in meaning; without a query the
 /// most mentioned.
 #[utoipa::path(
-    get, path = "/v1/concepts", tag = "concepts",
+    get, path = "/v1/concepts", operation_id = "list_concepts", tag = "concepts",
     params(ConceptQuery),
-    responses((status = 200, body = ConceptList), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)),
+    responses(
+        (status = 200, body = ConceptList), (status = 400, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "a NUL character in the query"), (status = 503, body = ErrorBody),
+    ),
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -33,7 +36,7 @@ pub async fn list(
 /// A concept: the documents and passages that mention it, and its neighbours (typed relations, then concepts
 /// mentioned in the same passages).
 #[utoipa::path(
-    get, path = "/v1/concepts/{id}", tag = "concepts",
+    get, path = "/v1/concepts/{id}", operation_id = "get_concept", tag = "concepts",
     params(("id" = Uuid, Path, description = "The concept's id")),
     responses(
         (status = 200, body = ConceptDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -51,7 +54,7 @@ pub async fn detail(
 
 /// Whether extraction runs, what it sends where, the day's token budget, and why it waits when it does.
 #[utoipa::path(
-    get, path = "/v1/concepts/extraction", tag = "concepts",
+    get, path = "/v1/concepts/extraction", operation_id = "concept_extraction", tag = "concepts",
     responses((status = 200, body = ExtractionStatus), (status = 503, body = ErrorBody)),
 )]
 pub async fn extraction(State(state): State<AppState>) -> Result<Json<ExtractionStatus>, ApiError> {

@@ -269,8 +269,9 @@ pub async fn delete(
     request_body = SearchRequest,
     responses(
         (status = 200, body = SearchResponse),
-        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`filter.concept` names no concept"),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
     ),
 )]
 pub async fn search(State(state): State<AppState>, body: Bytes) -> Result<Json<SearchResponse>, ApiError> {
