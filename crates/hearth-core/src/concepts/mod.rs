@@ -27,7 +27,7 @@ pub use extraction::{clean_name, estimate_tokens, messages, normalize, parse, sc
 use crate::embed::{EmbedRequest, InputKind, Priority};
 use crate::library::{Library, LibraryError};
 use crate::reasoning::{Reasoning, host_of};
-use crate::store::{StoreError, concepts as jobs, graph};
+use crate::store::{concepts as jobs, graph};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -192,13 +192,7 @@ impl Concepts {
     /// Makes waiting and failed extractions due now: at start (a raised budget or attempts may let them through)
     /// and when the provider changes.
     pub(super) async fn requeue(&self) -> Result<(), LibraryError> {
-        sqlx::query(
-            "UPDATE concept_jobs SET state = 'pending', run_after = 'epoch', waits = 0, attempts = 0 \
-             WHERE (state = 'pending' AND waits > 0) OR state = 'failed'",
-        )
-        .execute(self.library.pool()?)
-        .await
-        .map_err(StoreError::from)?;
+        jobs::requeue(self.library.pool()?).await?;
         Ok(())
     }
 

@@ -237,12 +237,18 @@ pub async fn source(
     document: Uuid,
     version: i32,
 ) -> Result<Option<(serde_json::Value, Vec<SourceChunk>)>, StoreError> {
+    // One snapshot for both reads: otherwise a new version committed between them could pair the old version's
+    // metadata (not private) with the new version's chunks (private).
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
     let metadata: Option<serde_json::Value> = sqlx::query_scalar(
         "SELECT metadata FROM documents WHERE id = $1 AND version = $2 AND status = 'ready'",
     )
     .bind(document)
     .bind(version)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
     let Some(metadata) = metadata else {
         return Ok(None);
@@ -251,8 +257,9 @@ pub async fn source(
         "SELECT id, text, char_start, char_end FROM chunks WHERE document_id = $1 ORDER BY ordinal",
     )
     .bind(document)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(Some((metadata, chunks)))
 }
 
@@ -406,6 +413,17 @@ pub async fn unembedded(pool: &PgPool, space: i64, limit: i64) -> Result<Vec<(Uu
     .bind(limit)
     .fetch_all(pool)
     .await?)
+}
+
+/// Makes the jobs waiting out a failure and the failed ones due now, their counts reset.
+pub async fn requeue(pool: &PgPool) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE concept_jobs SET state = 'pending', run_after = 'epoch', waits = 0, attempts = 0 \
+         WHERE (state = 'pending' AND waits > 0) OR state = 'failed'",
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// Jobs by state.
