@@ -390,6 +390,28 @@ async fn extraction_stores_schema_valid_concepts_and_never_sends_a_private_docum
     assert_eq!(long.status, 400, "{}", long.body);
     let nul = api.get("/v1/concepts?query=a%00b").await;
     assert_eq!(nul.status, 422, "{}", nul.body);
+    let huge = api.get(&format!("/v1/concepts?query={}", "a".repeat(6000))).await;
+    assert!(huge.status == 400 || huge.status == 431, "{}", huge.body);
+    // Invalid UTF-8 in a query string is decoded lossily (U+FFFD), as for every route: an answer, not an error.
+    let lossy = api.get("/v1/concepts?query=%FF%FE").await;
+    assert_eq!(lossy.status, 200, "{}", lossy.body);
+    let empty = api.get("/v1/concepts?query=").await;
+    assert_eq!(
+        empty.status, 200,
+        "an empty query lists the most mentioned: {}",
+        empty.body
+    );
+    api.get(&format!("/v1/concepts/{}", "9".repeat(5000)))
+        .await
+        .assert_error(400, ErrorCode::InvalidRequest);
+    let foreign = reqwest::Client::new()
+        .get(format!("{}/v1/concepts", rig.hearthd.url))
+        .bearer_auth(TOKEN)
+        .header("host", "evil.example")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(foreign.status(), 403, "a Host hearthd does not answer to");
 
     the_concept_pages_show_the_graph(&rig, id, name).await;
 }
