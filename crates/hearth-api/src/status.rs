@@ -49,10 +49,17 @@ pub struct DatabaseState {
 pub enum SchemaStatus {
     Current,
     Migrating,
+    /// Writing the backup taken before every migration.
+    BackingUp,
+    /// Not migrating: the backup before it cannot be made (`reason` says why and what to change).
+    Blocked,
+    /// The database is newer than this hearthd and declared that it cannot run on it (`reason` names the restore).
+    Incompatible,
     Unknown,
 }
 
-/// The schema: `current` at the newest migration, `migrating` until then, `unknown` without a database.
+/// The schema: `current` at the newest migration, `migrating` (or `backing_up`) until then, `blocked` or
+/// `incompatible` with a reason, `unknown` without a database.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SchemaState {
     pub status: SchemaStatus,
@@ -61,6 +68,9 @@ pub struct SchemaState {
     /// While migrating: the version this hearthd needs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected: Option<i64>,
+    /// Why the schema is held: `blocked` and `incompatible` say what to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -129,6 +139,87 @@ pub struct Capabilities {
     pub ingest: IngestInfo,
     pub search: SearchInfo,
     pub limits: Limits,
+    pub schema: SchemaInfo,
+    /// The database dumps in `backup.dir`, newest first.
+    pub backups: Vec<BackupInfo>,
+    /// What the last `hearth upgrade` did, if one ran on this box.
+    pub last_upgrade: Option<UpgradeRecord>,
+}
+
+/// The database's schema next to this hearthd's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SchemaInfo {
+    /// The newest migration applied; null until the database answers.
+    pub version: Option<i64>,
+    /// The newest migration this hearthd carries.
+    pub newest_known: i64,
+    /// The oldest schema version whose hearthd can still run on this database (a rollback to an older one must
+    /// restore a backup); null until the schema is current.
+    pub oldest_compatible: Option<i64>,
+}
+
+/// One dump, as its manifest describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BackupInfo {
+    pub path: String,
+    /// `before-migrate`, `manual` or `before-restore`.
+    pub reason: String,
+    /// The schema version it holds.
+    pub schema: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrating_to: Option<i64>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// The record's file name in `backup.dir`.
+pub const LAST_UPGRADE_FILE: &str = "last-upgrade.json";
+
+/// What `hearth upgrade` (or `hearth rollback`) did: written by it to `<backup.dir>/last-upgrade.json` as it
+/// goes, so a run cut short still says how far it got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UpgradeRecord {
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    #[serde(default)]
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub outcome: UpgradeOutcome,
+    /// The system it started from and the one it switched to (store paths).
+    pub from_system: String,
+    #[serde(default)]
+    pub to_system: Option<String>,
+    #[serde(default)]
+    pub schema_before: Option<i64>,
+    #[serde(default)]
+    pub schema_after: Option<i64>,
+    /// The dump the new generation took before migrating, if it migrated.
+    #[serde(default)]
+    pub backup: Option<String>,
+    pub steps: Vec<UpgradeStep>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UpgradeOutcome {
+    InProgress,
+    /// The new generation is serving.
+    Upgraded,
+    /// The flake built the system already running.
+    Unchanged,
+    /// The new generation did not become ready; the previous one serves again (its data restored if migrated).
+    RolledBack,
+    /// `hearth rollback` went back to the previous generation by request.
+    RolledBackByRequest,
+    /// Going back failed too: the step says where; the box needs a person.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UpgradeStep {
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// `preflight`, `build`, `switch`, `wait-ready`, `stop`, `restore`, `switch-back`, `done`, …
+    pub step: String,
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -14,6 +14,7 @@ use crate::concepts::ConceptsConfig;
 use crate::embed::EmbedderConfig;
 use crate::library::IngestConfig;
 use crate::reasoning::ReasoningConfig;
+use crate::schema::backup::BackupConfig;
 
 /// Where hearthd looks for its config when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/hearth/hearth.toml";
@@ -30,6 +31,7 @@ const SECTIONS: &[&str] = &[
     "metrics",
     "reasoning",
     "concepts",
+    "backup",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,6 +51,8 @@ pub struct Config {
     pub reasoning: ReasoningConfig,
     #[serde(default)]
     pub concepts: ConceptsConfig,
+    #[serde(default)]
+    pub backup: BackupConfig,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -110,6 +114,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             reasoning: ReasoningConfig::default(),
             concepts: ConceptsConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -178,6 +183,7 @@ impl Config {
             ("api.max_concurrent_requests", self.api.max_concurrent_requests),
             ("ingest.max_document_bytes", self.ingest.max_document_bytes),
             ("ingest.chunking.max_tokens", self.ingest.chunking.max_tokens),
+            ("backup.keep", self.backup.keep),
         ];
         for (key, value) in positive {
             if value == 0 {

@@ -47,10 +47,73 @@ pub fn connect_options(
 ) -> Result<PgConnectOptions, DatabaseConfigError> {
     let options = PgConnectOptions::from_str(&config.url)
         .map_err(|error| DatabaseConfigError::Url(crate::config::redact_url_password(&error.to_string())))?;
+    let options = options.application_name(APPLICATION_NAME);
     Ok(match password(config, credentials_dir)? {
         Some(password) => options.password(&password),
         None => options,
     })
+}
+
+/// The name hearthd gives its sessions (`application_name`), so that a restore can tell it is still connected.
+pub const APPLICATION_NAME: &str = "hearthd";
+
+/// The same connection for PostgreSQL's own tools (pg_dump, pg_restore, psql), as libpq environment variables:
+/// the password travels in `PGPASSWORD`, never on a command line another user could read.
+pub fn libpq_env(
+    config: &DatabaseConfig,
+    credentials_dir: Option<&Path>,
+) -> Result<Vec<(&'static str, String)>, DatabaseConfigError> {
+    let options = connect_options(config, credentials_dir)?;
+    let host = match options.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => options.get_host().to_owned(),
+    };
+    let mut env = vec![
+        ("PGHOST", host),
+        ("PGPORT", options.get_port().to_string()),
+        ("PGUSER", options.get_username().to_owned()),
+        ("PGAPPNAME", "hearth-backup".to_owned()),
+        (
+            "PGSSLMODE",
+            format!("{:?}", options.get_ssl_mode())
+                .to_lowercase()
+                .replace("verify", "verify-"),
+        ),
+    ];
+    if let Some(database) = options.get_database() {
+        env.push(("PGDATABASE", database.to_owned()));
+    }
+    let from_url = reqwest::Url::parse(&config.url).ok().and_then(|url| {
+        let password = url.password()?;
+        Some(percent_decoded(password))
+    });
+    if let Some(password) = password(config, credentials_dir)?.or(from_url) {
+        env.push(("PGPASSWORD", password));
+    }
+    Ok(env)
+}
+
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match hex {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The password from a file, if one is configured or passed; `None` leaves the URL's.

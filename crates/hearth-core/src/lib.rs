@@ -17,4 +17,5 @@ pub mod library;
 pub mod metrics;
 pub mod model;
 pub mod reasoning;
+pub mod schema;
 pub mod store;

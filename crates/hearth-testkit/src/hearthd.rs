@@ -21,6 +21,9 @@ pub struct TestHearthd {
     /// Where this hearthd keeps originals unless the caller set `HEARTH_BLOBS__PATH`.
     pub blob_dir: std::path::PathBuf,
     _blobs: tempfile::TempDir,
+    /// Where this hearthd writes its database dumps unless the caller set `HEARTH_BACKUP__DIR`.
+    pub backup_dir: std::path::PathBuf,
+    _backups: tempfile::TempDir,
 }
 
 impl TestHearthd {
@@ -38,6 +41,14 @@ impl TestHearthd {
             .iter()
             .find(|(key, _)| *key == "HEARTH_BLOBS__PATH")
             .map_or_else(|| blobs.path().to_owned(), |(_, value)| value.into());
+        let backups = tempfile::Builder::new()
+            .prefix("hearth-backups-")
+            .tempdir()
+            .map_err(KitError::io("creating the backup directory"))?;
+        let backup_dir = extra
+            .iter()
+            .find(|(key, _)| *key == "HEARTH_BACKUP__DIR")
+            .map_or_else(|| backups.path().join("backups"), |(_, value)| value.into());
         let stdout = log.reopen().map_err(KitError::io("opening the hearthd log"))?;
         let stderr = log.reopen().map_err(KitError::io("opening the hearthd log"))?;
         let mut command = process::tied_command(bin, false);
@@ -49,6 +60,8 @@ impl TestHearthd {
             .env("HEARTH_EMBEDDING__ONNXRUNTIME", &deps.ort_dylib)
             .env("HEARTH_LOG", "info")
             .env("HEARTH_BLOBS__PATH", blobs.path())
+            .env("HEARTH_BACKUP__DIR", backups.path().join("backups"))
+            .env("HEARTH_BACKUP__POSTGRES_BIN", &deps.postgres_bin)
             .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -62,6 +75,8 @@ impl TestHearthd {
             log,
             blob_dir,
             _blobs: blobs,
+            backup_dir,
+            _backups: backups,
         };
         let mut exited = false;
         let listening = process::wait_until(START_TIMEOUT, || {

@@ -8,8 +8,9 @@ use axum::extract::State;
 use hearth_api::content_type::SUPPORTED;
 use hearth_api::search::{MAX_K, MAX_QUERY_CHARS, SearchMode};
 use hearth_api::status::{
-    BuildInfo, Capabilities, Chunking, EmbeddingSpace, EmbeddingSpaces, IngestInfo, Limits, LoadedModel,
-    ModelFile, ModelInfo, SearchInfo, SystemInfo,
+    BackupInfo, BuildInfo, Capabilities, Chunking, EmbeddingSpace, EmbeddingSpaces, IngestInfo,
+    LAST_UPGRADE_FILE, Limits, LoadedModel, ModelFile, ModelInfo, SchemaInfo, SearchInfo, SystemInfo,
+    UpgradeRecord,
 };
 
 use crate::http::{AppState, ModelState};
@@ -72,7 +73,56 @@ pub async fn capabilities(State(state): State<AppState>) -> Json<Capabilities> {
             embedding_queue_capacity: config.embedding.queue_capacity,
             max_batch_tokens: config.embedding.max_batch_tokens,
         },
+        schema: schema_info(&state).await,
+        backups: backups(&config.backup.dir),
+        last_upgrade: last_upgrade(&config.backup.dir),
     })
+}
+
+async fn schema_info(state: &AppState) -> SchemaInfo {
+    let (version, newest_known) = match state.library.schema_version().await {
+        Ok((applied, newest)) => (applied, newest),
+        Err(_) => (
+            None,
+            hearth_core::store::MIGRATOR
+                .iter()
+                .map(|m| m.version)
+                .max()
+                .unwrap_or(0),
+        ),
+    };
+    SchemaInfo {
+        version,
+        newest_known,
+        oldest_compatible: state.library.oldest_compatible_schema().await.ok(),
+    }
+}
+
+fn backups(dir: &Path) -> Vec<BackupInfo> {
+    hearth_core::schema::backup::list(dir)
+        .into_iter()
+        .map(|manifest| BackupInfo {
+            path: manifest.path(dir).display().to_string(),
+            reason: serde_json::to_value(manifest.reason)
+                .ok()
+                .and_then(|value| value.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            schema: manifest.schema,
+            migrating_to: manifest.migrating_to,
+            created_at: manifest.created_at,
+            bytes: manifest.bytes,
+            sha256: manifest.sha256,
+        })
+        .collect()
+}
+
+/// The record `hearth upgrade` keeps; one that cannot be read is logged and left out.
+fn last_upgrade(dir: &Path) -> Option<UpgradeRecord> {
+    let path = dir.join(LAST_UPGRADE_FILE);
+    let text = std::fs::read(&path).ok()?;
+    serde_json::from_slice(&text)
+        .inspect_err(|error| tracing::warn!(%error, path = %path.display(), "cannot read the upgrade record"))
+        .ok()
 }
 
 fn model_info(state: ModelState) -> ModelInfo {

@@ -16,7 +16,7 @@ use hearth_api::status::{
 use hearth_core::concepts::Concepts;
 use hearth_core::config::Config;
 use hearth_core::embed::Embedder;
-use hearth_core::library::Library;
+use hearth_core::library::{Library, SchemaHold};
 use hearth_core::reasoning::Reasoning;
 use prometheus_client::registry::Registry;
 
@@ -397,31 +397,45 @@ async fn database_state(library: &Library) -> (DatabaseState, bool) {
 }
 
 async fn schema_state(library: &Library) -> (SchemaState, bool) {
+    let state = |status, version, expected, reason| SchemaState {
+        status,
+        version,
+        expected,
+        reason,
+    };
+    match library.schema_hold() {
+        Some(SchemaHold::BackingUp { from, to }) => {
+            return (state(SchemaStatus::BackingUp, Some(from), Some(to), None), false);
+        }
+        Some(SchemaHold::Blocked { from, to, reason }) => {
+            return (
+                state(SchemaStatus::Blocked, Some(from), Some(to), Some(reason)),
+                false,
+            );
+        }
+        Some(SchemaHold::Incompatible {
+            version,
+            known,
+            reason,
+        }) => {
+            return (
+                state(
+                    SchemaStatus::Incompatible,
+                    Some(version),
+                    Some(known),
+                    Some(reason),
+                ),
+                false,
+            );
+        }
+        None => {}
+    }
     match library.schema_version().await {
-        Ok((applied, newest)) if applied == Some(newest) && library.pool().is_ok() => {
-            let state = SchemaState {
-                status: SchemaStatus::Current,
-                version: Some(newest),
-                expected: None,
-            };
-            (state, true)
+        Ok((applied, newest)) if library.pool().is_ok() && applied.is_some_and(|v| v >= newest) => {
+            (state(SchemaStatus::Current, applied, None, None), true)
         }
-        Ok((applied, newest)) => {
-            let state = SchemaState {
-                status: SchemaStatus::Migrating,
-                version: applied,
-                expected: Some(newest),
-            };
-            (state, false)
-        }
-        Err(_) => {
-            let state = SchemaState {
-                status: SchemaStatus::Unknown,
-                version: None,
-                expected: None,
-            };
-            (state, false)
-        }
+        Ok((applied, newest)) => (state(SchemaStatus::Migrating, applied, Some(newest), None), false),
+        Err(_) => (state(SchemaStatus::Unknown, None, None, None), false),
     }
 }
 

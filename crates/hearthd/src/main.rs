@@ -9,6 +9,7 @@ mod documents;
 mod error;
 mod http;
 mod input;
+mod maintenance;
 mod malloc;
 mod mcp;
 mod observe;
@@ -66,6 +67,15 @@ enum Command {
         /// Print the checks as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Write a verified dump of hearth's database to `backup.dir` (as hearthd does before every migration) and
+    /// print its path.
+    Backup,
+    /// Restore a dump made by hearthd into hearth's database, in one transaction; refuses while hearthd (or
+    /// anything else) is connected, and first dumps what it replaces.
+    Restore {
+        /// The dump (`backup.dir/hearth-….dump`).
+        dump: PathBuf,
     },
     /// The extraction sandbox's child (run by hearthd itself): reads a document on stdin, writes its text on
     /// stdout, confined and limited.
@@ -129,6 +139,8 @@ fn main() -> ExitCode {
                 runtime.shutdown_timeout(Duration::from_secs(1));
                 served
             }
+            Command::Backup => maintenance::backup(&config),
+            Command::Restore { dump } => maintenance::restore(&config, &dump),
             Command::Doctor { .. } | Command::Extract { .. } => unreachable!("handled above"),
         });
     match result {

@@ -13,7 +13,9 @@ use hearth_core::blob::BlobStore;
 use hearth_core::concepts::Concepts;
 use hearth_core::config::Config;
 use hearth_core::embed::{EmbedMetrics, Embedder};
-use hearth_core::library::Library;
+use hearth_core::library::{Library, SchemaHold};
+use hearth_core::schema::SchemaPlan;
+use hearth_core::schema::backup::Backups;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -223,14 +225,113 @@ impl Startup {
         None
     }
 
-    /// Phase *migrate*: as soon as PostgreSQL answers. A migration that fails (rather than a database that is not
-    /// up yet) stops hearthd: its transaction rolled back, so the data is as it was.
+    /// Phase *migrate*: as soon as PostgreSQL answers. Pending migrations run only after a verified backup; a
+    /// newer schema is run on only when it declared this release compatible. Short of either, hearthd stays up
+    /// without the schema (`/readyz` says why) rather than risk the data. A migration that fails stops hearthd: its
+    /// transaction rolled back, so the data is as it was.
     async fn migrate(&self) -> Result<()> {
-        let version = self.library.migrate_when_reachable().await?;
+        let plan = self.library.schema_plan_when_reachable().await?;
+        let newer_allowed = match plan {
+            SchemaPlan::Fresh | SchemaPlan::Current { .. } => false,
+            SchemaPlan::Pending { from, to } => {
+                self.back_up_before_migrating(from, to).await;
+                false
+            }
+            SchemaPlan::Newer { version, known, .. } if plan.blocking().is_empty() => {
+                tracing::info!(
+                    version,
+                    known,
+                    "the database's schema is newer than this hearthd and declared \
+                    compatible with it: running on it"
+                );
+                true
+            }
+            SchemaPlan::Newer { version, known, .. } => {
+                return self.refuse_newer(&plan, version, known).await;
+            }
+        };
+        let version = self.library.apply_migrations(newer_allowed).await?;
+        self.library.set_schema_hold(None);
         tracing::info!(version = ?version, "database schema is current");
         // Documents and keyword search work from here on; vector search once the model is in.
         self.library.set_schema_ready();
         Ok(())
+    }
+
+    /// The dump before migrating, retried every 15 s while it cannot be made (a full disk, no pg_dump).
+    async fn back_up_before_migrating(&self, from: i64, to: i64) {
+        let backups = self.backups();
+        let mut last_reason = String::new();
+        loop {
+            self.library
+                .set_schema_hold(Some(SchemaHold::BackingUp { from, to }));
+            self.notifier.status(&format!(
+                "backing up the database (schema {from}) before migrating to {to}"
+            ));
+            match self.library.backup_before_migrate(&backups, from, to).await {
+                Ok(manifest) => {
+                    tracing::info!(file = %manifest.path(backups.dir()).display(), bytes = manifest.bytes,
+                        sha256 = %manifest.sha256, from, to, "database backed up before migrating");
+                    return;
+                }
+                Err(error) => {
+                    let reason = error.to_string();
+                    if reason != last_reason {
+                        tracing::error!(%reason, from, to, "not migrating: the backup before it cannot be made; \
+                            serving nothing that needs the database until it can");
+                        last_reason.clone_from(&reason);
+                    }
+                    self.notifier
+                        .status(&format!("not migrating {from} → {to}: {reason}"));
+                    self.library
+                        .set_schema_hold(Some(SchemaHold::Blocked { from, to, reason }));
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(15)).await;
+        }
+    }
+
+    /// A newer schema that this release may not run on: stay up, say what to do, touch nothing.
+    async fn refuse_newer(&self, plan: &SchemaPlan, version: i64, known: i64) -> Result<()> {
+        let blocking = plan
+            .blocking()
+            .iter()
+            .map(|m| match m.breaking {
+                Some(_) => format!("{} ({}) is declared breaking", m.version, m.description),
+                None => format!("{} ({}) declares nothing", m.version, m.description),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let backups = self.backups();
+        let restore = match backups.list().into_iter().find(|b| b.schema <= known) {
+            Some(backup) => format!(
+                "restore the backup taken before it: `hearth restore {}` (after systemctl stop hearthd)",
+                backup.path(backups.dir()).display()
+            ),
+            None => format!(
+                "no backup of schema {known} or older is in {}; restore one with `hearth restore <file>`",
+                backups.dir().display()
+            ),
+        };
+        let reason = format!(
+            "the database's schema ({version}) is newer than this hearthd knows ({known}) and it cannot run on \
+             it: migration {blocking}. Switch back to the newer hearth, or {restore}"
+        );
+        tracing::error!(%reason, "refusing to run on the database");
+        self.notifier.status(&format!("refusing to run: {reason}"));
+        self.library.set_schema_hold(Some(SchemaHold::Incompatible {
+            version,
+            known,
+            reason,
+        }));
+        std::future::pending::<Result<()>>().await
+    }
+
+    fn backups(&self) -> Backups {
+        let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+        let env = hearth_core::database::libpq_env(&self.config.database, credentials.as_deref())
+            .unwrap_or_default();
+        Backups::new(self.config.backup.clone(), env)
     }
 
     /// Phase *activate*: the model's embedding space registered (a new model starts a background re-embedding),

@@ -9,10 +9,13 @@
 mod documents;
 mod jobs;
 mod originals;
+mod schema;
 mod search;
 mod sessions;
 mod spaces;
 mod worker;
+
+pub use schema::SchemaHold;
 
 use std::sync::Arc;
 
@@ -135,6 +138,7 @@ pub struct Library {
     models: watch::Sender<Option<Models>>,
     work: Notify,
     schema_ready: std::sync::atomic::AtomicBool,
+    schema_hold: std::sync::RwLock<Option<SchemaHold>>,
     metrics: LibraryMetrics,
 }
 
@@ -150,6 +154,7 @@ impl Library {
             models: watch::Sender::new(None),
             work: Notify::new(),
             schema_ready: std::sync::atomic::AtomicBool::new(false),
+            schema_hold: std::sync::RwLock::new(None),
             metrics: LibraryMetrics::default(),
         })
     }
@@ -198,25 +203,6 @@ impl Library {
     /// What the database says about itself (versions), for readiness and the doctor.
     pub async fn probe_database(&self) -> Result<crate::store::DatabaseProbe, LibraryError> {
         Ok(crate::store::probe(&self.pool).await?)
-    }
-
-    /// Applies the schema's migrations as soon as PostgreSQL answers, waiting (and saying so every 10 s) while it
-    /// does not; a migration that fails returns its error. Returns the schema version now applied.
-    pub async fn migrate_when_reachable(&self) -> Result<Option<i64>, LibraryError> {
-        let mut waited = std::time::Duration::ZERO;
-        loop {
-            match crate::store::migrate(&self.pool).await {
-                Ok(()) => return Ok(crate::store::schema_version(&self.pool).await?.0),
-                Err(error) if error.is_transient() => {
-                    if waited.as_secs().is_multiple_of(10) {
-                        tracing::warn!(%error, "waiting for the database to run migrations");
-                    }
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    waited += std::time::Duration::from_secs(1);
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
     }
 
     /// The newest migration applied and the newest this binary knows.

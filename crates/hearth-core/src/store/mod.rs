@@ -6,6 +6,7 @@ pub mod documents;
 pub mod graph;
 pub mod jobs;
 pub mod providers;
+pub mod schema;
 pub mod search;
 pub mod sessions;
 pub mod spaces;
@@ -62,9 +63,27 @@ fn transient(error: &sqlx::Error) -> bool {
 
 /// Brings the schema to the newest version. Takes PostgreSQL's advisory lock, so two hearthd starting at once
 /// (an upgrade racing a restart) migrate once; a failed migration rolls back and leaves the data as it was.
+/// Each migration's compatibility declaration is recorded as it is applied.
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
-    MIGRATOR.run(pool).await?;
-    Ok(())
+    migrate_recorded(pool, false).await
+}
+
+/// [`migrate`], optionally leaving alone migrations a newer release applied (see [`schema::migrate`]).
+pub async fn migrate_recorded(pool: &PgPool, newer_allowed: bool) -> Result<(), StoreError> {
+    schema::migrate(pool, newer_allowed).await?;
+    // An undeclared migration cannot be shipped (the schema module's tests refuse it), so none is skipped here.
+    let declarations: Vec<(i64, String, bool)> = MIGRATOR
+        .iter()
+        .filter_map(|migration| {
+            let compat = crate::schema::declared(migration).ok()?;
+            Some((
+                migration.version,
+                migration.description.to_string(),
+                compat == crate::schema::Compat::Breaking,
+            ))
+        })
+        .collect();
+    schema::record_compat(pool, &declarations).await
 }
 
 /// The oldest pgvector with what hearth's schema uses (halfvec, HNSW on halfvec, iterative index scans).

@@ -96,6 +96,17 @@ fn schema(state: &SchemaState) -> Component {
                 state.expected.unwrap_or_default()
             ),
         ),
+        SchemaStatus::BackingUp => (
+            false,
+            format!(
+                "backing up the database before upgrading it to version {}: wait a moment",
+                state.expected.unwrap_or_default()
+            ),
+        ),
+        SchemaStatus::Blocked | SchemaStatus::Incompatible => (
+            false,
+            state.reason.clone().unwrap_or_else(|| "held: see /readyz".into()),
+        ),
         SchemaStatus::Unknown => (false, "unknown until the database answers".into()),
     };
     Component {
