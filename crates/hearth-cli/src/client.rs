@@ -7,7 +7,7 @@ use hearth_api::documents::{
 };
 use hearth_api::openai::{EmbeddingsRequest, EmbeddingsResponse};
 use hearth_api::search::{SearchRequest, SearchResponse};
-use hearth_api::status::Readiness;
+use hearth_api::status::{Capabilities, Readiness};
 use hearth_api::{ContentType, ErrorBody, OpenAiErrorBody};
 use serde::de::DeserializeOwned;
 
@@ -47,6 +47,10 @@ impl Hearth {
             return Err(refusal(response).await);
         }
         Ok((ready, decode(response).await?))
+    }
+
+    pub async fn capabilities(&self) -> Result<Capabilities> {
+        self.call(self.http.get(self.url("/v1/capabilities"))).await
     }
 
     pub async fn embed(&self, request: &EmbeddingsRequest) -> Result<EmbeddingsResponse> {

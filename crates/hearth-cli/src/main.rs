@@ -2,9 +2,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 mod client;
 mod ingest;
+mod upgrade;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -33,10 +35,76 @@ struct Cli {
     command: Command,
 }
 
+/// Where the box keeps what an upgrade needs.
+#[derive(Debug, Clone, clap::Args)]
+struct UpgradeArgs {
+    /// hearthd's backup.dir: its dumps and the upgrade record.
+    #[arg(long, default_value = "/var/lib/hearth/backups")]
+    backups: PathBuf,
+    /// The system profile a switch sets.
+    #[arg(long, default_value = "/nix/var/nix/profiles/system")]
+    profile: PathBuf,
+    /// Run `hearthd restore` as this user (hearthd's, whose role owns the database).
+    #[arg(long)]
+    restore_as: Option<String>,
+    /// hearthd's configuration file, for `hearthd restore`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Seconds the new generation may take to be ready.
+    #[arg(long, default_value_t = 600)]
+    ready_timeout: u64,
+}
+
+impl UpgradeArgs {
+    fn settings(self) -> upgrade::UpgradeSettings {
+        upgrade::UpgradeSettings {
+            backups: self.backups,
+            profile: self.profile,
+            restore_as: self.restore_as,
+            config: self.config,
+            ready_timeout: Duration::from_secs(self.ready_timeout),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Show whether hearthd is ready and what it runs on (exit 3 when not ready).
-    Status,
+    Status {
+        /// Wait up to this many seconds for it to be ready, saying every 10 s what it waits for.
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<u64>,
+    },
+    /// On the box, as root: switch to a new system, wait for hearthd to be ready, and go back by itself (restoring
+    /// the database from the dump hearthd took before migrating) when it is not. Exit 1 after a rollback.
+    Upgrade {
+        /// Build this flake's host and switch to it: <flake>#<host>.
+        #[arg(long, conflicts_with = "to")]
+        flake: Option<String>,
+        /// Switch to this built system (a store path) instead of building.
+        #[arg(long)]
+        to: Option<PathBuf>,
+        /// Show the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        settings: UpgradeArgs,
+    },
+    /// On the box, as root: go back to the system the last upgrade came from, restoring the dump taken before its
+    /// migration when the older hearthd cannot run on the schema (or always, with --restore).
+    Rollback {
+        #[arg(long)]
+        restore: bool,
+        #[command(flatten)]
+        settings: UpgradeArgs,
+    },
+    /// On the box: restore a dump of hearthd's (see /v1/capabilities' backups) into its database, in one
+    /// transaction; refuses while hearthd runs (systemctl stop hearthd first). Runs `hearthd restore`.
+    Restore {
+        dump: PathBuf,
+        #[command(flatten)]
+        settings: UpgradeArgs,
+    },
     /// Embed texts on the box and show how similar they are to each other.
     Embed {
         /// Texts to embed.
@@ -148,7 +216,25 @@ async fn main() -> ExitCode {
 
 async fn run(client: &Hearth, command: Command) -> Result<ExitCode> {
     match command {
-        Command::Status => status(client).await,
+        Command::Status { wait } => status(client, wait).await,
+        Command::Upgrade {
+            flake,
+            to,
+            dry_run,
+            settings,
+        } => {
+            let upgraded =
+                upgrade::upgrade(client, &settings.settings(), flake.as_deref(), to.as_deref(), dry_run).await?;
+            Ok(if upgraded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Rollback { restore, settings } => {
+            let back = upgrade::rollback(client, &settings.settings(), restore).await?;
+            Ok(if back { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Restore { dump, settings } => {
+            upgrade::restore(&settings.settings(), &dump)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Embed { texts, query, json } => embed(client, texts, query, json).await,
         Command::Ingest {
             paths,
@@ -200,7 +286,19 @@ fn parse_mode(text: &str) -> Result<SearchMode, String> {
         .ok_or_else(|| format!("'{text}' is not a search mode: use hybrid, vector or keyword"))
 }
 
-async fn status(client: &Hearth) -> Result<ExitCode> {
+async fn status(client: &Hearth, wait: Option<u64>) -> Result<ExitCode> {
+    if let Some(seconds) = wait {
+        return match upgrade::wait_ready(client, Duration::from_secs(seconds)).await {
+            Ok(readiness) => {
+                println!("{}", serde_json::to_string_pretty(&readiness)?);
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(reason) => {
+                println!("not ready after {seconds} s: {reason}");
+                Ok(ExitCode::from(3))
+            }
+        };
+    }
     let (ready, readiness) = client.readiness().await?;
     println!("{}", serde_json::to_string_pretty(&readiness)?);
     Ok(if ready {
@@ -408,7 +506,7 @@ fn doctor(config: Option<&Path>, json: bool) -> Result<ExitCode> {
 
 /// `$HEARTH_HEARTHD`, else `hearthd` on PATH (on NixOS the wrapped one, which finds onnxruntime), else next to
 /// this program (a build directory).
-fn hearthd_program() -> PathBuf {
+pub(crate) fn hearthd_program() -> PathBuf {
     if let Some(path) = std::env::var_os("HEARTH_HEARTHD") {
         return PathBuf::from(path);
     }
