@@ -308,6 +308,11 @@ in {
             if cfg.garage.enable
             then "s3"
             else "local";
+          # The client tools of the server hearth's database is on, for the dump before every migration.
+          postgresBin =
+            if config.services.postgresql.enable
+            then "${config.services.postgresql.package}/bin"
+            else null;
         }))
         # The key is not in the file: hearthd reads the `reasoning-api-key` credential for a declared provider.
         (mkIf (provider != null) {
@@ -353,7 +358,7 @@ in {
     };
     users.groups.hearth = {};
 
-    # /var/lib/hearth holds secrets/ (root, 0700) and data/ (hearth, 0700): traversable, never listable.
+    # /var/lib/hearth holds secrets/ (root, 0700), data/ and backups/ (hearth, 0700): traversable, never listable.
     systemd.tmpfiles.settings."10-hearth"."/var/lib/hearth".d = {
       mode = "0711";
       user = "root";
@@ -406,7 +411,11 @@ in {
           # holds root's secrets/, which a DynamicUser StateDirectory=hearth would take over.
           User = "hearth";
           Group = "hearth";
-          StateDirectory = "hearth/data";
+          # data/: the blob store; backups/: the dump before every migration and hearth upgrade's record.
+          StateDirectory = [
+            "hearth/data"
+            "hearth/backups"
+          ];
           StateDirectoryMode = "0700";
           UMask = "0077";
           LoadCredential = lib.mapAttrsToList (name: path: "${name}:${path}") cfg.credentials;

@@ -16,10 +16,21 @@
   dataDir ? "/var/lib/hearth/data",
   # PostgreSQL over the local socket with peer authentication.
   databaseUrl ? "postgres:///hearth?host=/run/postgresql",
+  # Where hearthd dumps the database before every migration (the unit's second StateDirectory).
+  backupDir ? "/var/lib/hearth/backups",
+  # The directory with pg_dump, pg_restore and psql (the local server's package); null: found on PATH.
+  postgresBin ? null,
 }:
 assert builtins.elem blobBackend ["local" "s3"]; {
   inherit listen;
   database.url = databaseUrl;
+  backup =
+    {dir = backupDir;}
+    // (
+      if postgresBin == null
+      then {}
+      else {postgres_bin = postgresBin;}
+    );
   embedding = {
     model_dir = modelDir;
     inherit onnxruntime;

@@ -15,6 +15,7 @@
   inherit (pkgs) lib;
 
   markerMigration = pkgs.writeText "9001_test_upgrade_marker.sql" ''
+    -- hearth-compat: expand
     -- Test-only: proves a newer hearth's migration ran on upgrade, after the existing data.
     CREATE TABLE hearth_test_upgrade_marker (
         upgraded_at   timestamptz NOT NULL DEFAULT now(),
@@ -24,6 +25,7 @@
   '';
 
   failingMigration = pkgs.writeText "9002_test_failing_migration.sql" ''
+    -- hearth-compat: expand
     -- Test-only: changes the schema and the data, then fails; all of it must roll back.
     CREATE TABLE hearth_test_must_not_exist (id bigint);
     DELETE FROM hearth_test_upgrade_marker;
@@ -32,6 +34,12 @@
         RAISE EXCEPTION 'hearth test: deliberately failing migration';
     END
     $$;
+  '';
+
+  # Test-only: a migration the release before it cannot run on, so going back needs the dump taken before it.
+  breakingMigration = pkgs.writeText "9003_test_breaking_migration.sql" ''
+    -- hearth-compat: breaking
+    ALTER TABLE hearth_test_upgrade_marker RENAME COLUMN documents_then TO documents_before;
   '';
 
   workspace = "${hearth.workspaceBuild}";
@@ -91,6 +99,13 @@ in
         upgraded.configuration.services.hearth.package = lib.mkForce (withMigrations current [markerMigration]);
         broken.configuration.services.hearth.package =
           lib.mkForce (withMigrations current [markerMigration failingMigration]);
+        # Migrates (after its backup), then never becomes ready: its model is not there.
+        neverReady.configuration.services.hearth = {
+          package = lib.mkForce (withMigrations current [markerMigration breakingMigration]);
+          settings.embedding.model_dir = lib.mkForce "/nonexistent-model";
+        };
+        breaking.configuration.services.hearth.package =
+          lib.mkForce (withMigrations current [markerMigration breakingMigration]);
       };
     };
 
@@ -183,5 +198,63 @@ in
           assert_found("how hot does a pottery kiln get", docs["kiln"])
           assert_found("how do bees tell each other where food is", docs["bees"])
           assert_found("why are some tides higher", docs["tide"])
+
+      def hearth_upgrade(name, timeout=120):
+          return machine.execute(
+              f"hearth upgrade --to ${toplevel}/specialisation/{name} --restore-as hearth --ready-timeout {timeout}"
+          )
+
+      def last_upgrade():
+          return json.loads(machine.succeed(f"curl -sf {base}/v1/capabilities"))["last_upgrade"]
+
+      def assert_all_found():
+          assert_found("how hot does a pottery kiln get", docs["kiln"])
+          assert_found("how do bees tell each other where food is", docs["bees"])
+          assert_found("why are some tides higher", docs["tide"])
+
+      upgraded = machine.succeed("readlink -f /run/current-system").strip()
+
+      with subtest("hearth upgrade to a generation that never becomes ready goes back by itself"):
+          status, out = hearth_upgrade("neverReady")
+          assert status == 1, f"a rollback is exit 1: {out}"
+          assert machine.succeed("readlink -f /run/current-system").strip() == upgraded, out
+          wait_serving()
+          assert sql("SELECT max(version) FROM _sqlx_migrations WHERE success") == "9001", "the dump was restored"
+          assert sql("SELECT count(*) FROM _sqlx_migrations WHERE version = 9003") == "0"
+          assert_all_found()
+          record = last_upgrade()
+          assert record["outcome"] == "rolled_back", record
+          assert record["backup"] and "schema9001-to9003" in record["backup"], record
+          assert [s["step"] for s in record["steps"]][-6:] == [
+              "stop", "restore", "switch-back", "start", "wait-ready", "done"
+          ], record
+          machine.succeed("journalctl -u hearthd.service -o cat | grep -F 'database backed up before migrating'")
+
+      with subtest("a forced rollback after an upgrade with a breaking migration restores its dump"):
+          status, out = hearth_upgrade("breaking")
+          assert status == 0, out
+          wait_serving()
+          assert sql("SELECT max(version) FROM _sqlx_migrations WHERE success") == "9003"
+          assert last_upgrade()["outcome"] == "upgraded"
+          status, out = machine.execute("hearth rollback --restore-as hearth --ready-timeout 120")
+          assert status == 0, out
+          assert machine.succeed("readlink -f /run/current-system").strip() == upgraded, out
+          wait_serving()
+          assert sql("SELECT max(version) FROM _sqlx_migrations WHERE success") == "9001"
+          assert_all_found()
+          assert last_upgrade()["outcome"] == "rolled_back_by_request"
+
+      with subtest("a full disk blocks the migration, and the box goes back serving"):
+          free = int(machine.succeed("df --output=avail -B1 /var/lib/hearth/backups | tail -1").strip())
+          machine.succeed(f"fallocate -l {max(free - 4 * 1024 * 1024, 0)} /var/lib/hearth/fill")
+          status, out = hearth_upgrade("breaking", timeout=60)
+          assert status == 1, out
+          assert "not enough space for a backup" in out, out
+          wait_serving()
+          assert sql("SELECT max(version) FROM _sqlx_migrations WHERE success") == "9001", "nothing migrated"
+          assert_all_found()
+          record = last_upgrade()
+          assert record["outcome"] == "rolled_back" and record["backup"] is None, record
+          machine.succeed("rm /var/lib/hearth/fill")
     '';
   }

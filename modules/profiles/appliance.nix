@@ -4,9 +4,11 @@
 {
   config,
   lib,
+  pkgs,
   ...
 }: let
   cfg = config.hearth.appliance;
+  hearth = config.services.hearth;
   # nomic fp32 needs ~0.6 GB per loaded session (two with the query lane); below 8 GiB the quantized model
   # leaves room for PostgreSQL's cache and Garage.
   roomy = cfg.memoryMiB >= 8192;
@@ -28,7 +30,10 @@ in {
     };
 
     autoUpgrade = {
-      enable = lib.mkEnableOption "unattended upgrades from a flake with `system.autoUpgrade`";
+      enable = lib.mkEnableOption ''
+        unattended, health-gated upgrades from a flake: `hearth upgrade` builds, switches, waits for hearthd to be
+        ready and switches back by itself (restoring the database from the dump taken before a migration) when
+        it is not'';
       flake = lib.mkOption {
         type = lib.types.nullOr lib.types.str;
         default = null;
@@ -106,12 +111,45 @@ in {
           message = "hearth.appliance.autoUpgrade.enable needs hearth.appliance.autoUpgrade.flake.";
         }
       ];
-      # nixos-rebuild switch: hearthd runs its migrations at start, under a lock, before it reports ready.
-      system.autoUpgrade = {
-        enable = true;
-        inherit (cfg.autoUpgrade) flake dates allowReboot;
-        randomizedDelaySec = "45min";
-        persistent = true;
+      # Not system.autoUpgrade (nixos-rebuild switch): nothing there goes back when the new hearthd does not
+      # come up. `hearth upgrade` does, and records each step for /v1/capabilities.
+      systemd.services.hearth-upgrade = {
+        description = "hearth: health-gated upgrade from ${toString cfg.autoUpgrade.flake}";
+        # The unit is replaced by the switch it runs: it must not be stopped or restarted in the middle.
+        restartIfChanged = false;
+        unitConfig.X-StopOnRemoval = false;
+        after = ["network-online.target"];
+        wants = ["network-online.target"];
+        path = [
+          # nix for `nix build` and nix-env (the system's own nix, unless nix.package was changed).
+          pkgs.nix
+          config.systemd.package
+          pkgs.util-linux
+          pkgs.gitMinimal
+        ];
+        environment.HEARTH_HEARTHD = lib.getExe hearth.package;
+        serviceConfig.Type = "oneshot";
+        script =
+          ''
+            ${lib.getExe hearth.cliPackage} upgrade --flake ${lib.escapeShellArg (toString cfg.autoUpgrade.flake)} \
+              --restore-as hearth --ready-timeout 900
+          ''
+          + lib.optionalString cfg.autoUpgrade.allowReboot ''
+            booted="$(readlink /run/booted-system/{initrd,kernel,kernel-modules})"
+            built="$(readlink /nix/var/nix/profiles/system/{initrd,kernel,kernel-modules})"
+            if [ "$booted" != "$built" ]; then
+              echo "hearth upgrade: the kernel changed; rebooting into it"
+              systemctl reboot
+            fi
+          '';
+      };
+      systemd.timers.hearth-upgrade = {
+        wantedBy = ["timers.target"];
+        timerConfig = {
+          OnCalendar = cfg.autoUpgrade.dates;
+          RandomizedDelaySec = "45min";
+          Persistent = true;
+        };
       };
     })
   ];

@@ -146,7 +146,23 @@
       })
     (lib.collect lib.isOption (removeAttrs eval.options ["_module"]));
 
-  hosts = mapAttrs (_: inspect) outputs.nixosConfigurations;
+  hosts =
+    mapAttrs (_: inspect) outputs.nixosConfigurations
+    // {
+      # The appliance with unattended, health-gated upgrades on: no shipped host enables them (a site names its
+      # own flake), so the gate evaluates that path here.
+      appliance-auto-upgrade = inspect (outputs.nixosConfigurations.appliance.extendModules {
+        modules = [
+          {
+            hearth.appliance.autoUpgrade = {
+              enable = true;
+              flake = "github:example/hearth-site#appliance";
+              allowReboot = true;
+            };
+          }
+        ];
+      });
+    };
 
   # Each VM test among the checks, per system: every node, and the test script with the nodes it interpolates.
   vmTests = lib.genAttrs systems (system:

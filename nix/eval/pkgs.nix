@@ -280,6 +280,8 @@
     gnused = tool "gnused";
     curl = tool "curl";
     jq = tool "jq";
+    util-linux = tool "util-linux";
+    gitMinimal = tool "git";
   };
 
   # postgresql's withPackages (wrapper.nix): called with the extension set, chainable; pgvector is `ps.pgvector`.

@@ -223,13 +223,27 @@ async fn run(client: &Hearth, command: Command) -> Result<ExitCode> {
             dry_run,
             settings,
         } => {
-            let upgraded =
-                upgrade::upgrade(client, &settings.settings(), flake.as_deref(), to.as_deref(), dry_run).await?;
-            Ok(if upgraded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            let upgraded = upgrade::upgrade(
+                client,
+                &settings.settings(),
+                flake.as_deref(),
+                to.as_deref(),
+                dry_run,
+            )
+            .await?;
+            Ok(if upgraded {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Rollback { restore, settings } => {
             let back = upgrade::rollback(client, &settings.settings(), restore).await?;
-            Ok(if back { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if back {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Restore { dump, settings } => {
             upgrade::restore(&settings.settings(), &dump)?;

@@ -49,7 +49,10 @@ pub async fn wait_ready(client: &Hearth, timeout: Duration) -> std::result::Resu
             return Err(reason);
         }
         if last_said.elapsed() >= Duration::from_secs(10) {
-            say(&format!("waiting for hearthd ({} s): {reason}", started.elapsed().as_secs()));
+            say(&format!(
+                "waiting for hearthd ({} s): {reason}",
+                started.elapsed().as_secs()
+            ));
             last_said = Instant::now();
         }
         tokio::time::sleep(Duration::from_secs(1).min(timeout.saturating_sub(started.elapsed()))).await;
@@ -69,7 +72,10 @@ pub fn not_ready_because(readiness: &Readiness) -> String {
             .unwrap_or_default();
         return match &schema.reason {
             Some(reason) => format!("schema {status}: {reason}"),
-            None => format!("schema {status} (at {:?}, needs {:?})", schema.version, schema.expected),
+            None => format!(
+                "schema {status} (at {:?}, needs {:?})",
+                schema.version, schema.expected
+            ),
         };
     }
     if let Some(error) = &readiness.blobs.error {
@@ -135,7 +141,10 @@ impl Recorder {
                 std::fs::rename(&temp, &self.path)
             });
         if let Err(error) = written {
-            say(&format!("cannot write the upgrade record {}: {error}", self.path.display()));
+            say(&format!(
+                "cannot write the upgrade record {}: {error}",
+                self.path.display()
+            ));
         }
     }
 }
@@ -163,7 +172,10 @@ pub async fn upgrade(
     let mut recorder = Recorder::new(&the_box.backups, current.display().to_string());
     recorder.record.schema_before = schema_before;
     recorder.record.to_system = Some(new.display().to_string());
-    recorder.step("preflight", &format!("running {}, schema {schema_before:?}", current.display()));
+    recorder.step(
+        "preflight",
+        &format!("running {}, schema {schema_before:?}", current.display()),
+    );
     if new == current {
         recorder.finish(UpgradeOutcome::Unchanged, "the new system is the one running");
         return Ok(true);
@@ -180,7 +192,10 @@ pub async fn upgrade(
         Ok(readiness) => {
             recorder.record.schema_after = readiness.schema.version;
             recorder.step("wait-ready", "hearthd is ready");
-            recorder.finish(UpgradeOutcome::Upgraded, &format!("serving from {}", new.display()));
+            recorder.finish(
+                UpgradeOutcome::Upgraded,
+                &format!("serving from {}", new.display()),
+            );
             Ok(true)
         }
         Err(reason) => {
@@ -189,7 +204,11 @@ pub async fn upgrade(
                 &format!("not ready within {} s: {reason}", the_box.ready_timeout.as_secs()),
             );
             let back = go_back(client, the_box, &mut recorder, &current, backup.as_deref()).await;
-            let outcome = if back { UpgradeOutcome::RolledBack } else { UpgradeOutcome::Failed };
+            let outcome = if back {
+                UpgradeOutcome::RolledBack
+            } else {
+                UpgradeOutcome::Failed
+            };
             recorder.finish(outcome, &format!("the new generation did not come up ({reason})"));
             Ok(false)
         }
@@ -205,7 +224,10 @@ pub async fn rollback(client: &Hearth, the_box: &UpgradeSettings, restore: bool)
     )
     .with_context(|| format!("cannot read {}", path.display()))?;
     if last.outcome != UpgradeOutcome::Upgraded {
-        bail!("the last upgrade did not end upgraded ({:?}): nothing to roll back", last.outcome);
+        bail!(
+            "the last upgrade did not end upgraded ({:?}): nothing to roll back",
+            last.outcome
+        );
     }
     let previous = PathBuf::from(&last.from_system);
     let current = resolved(Path::new(CURRENT_SYSTEM))?;
@@ -216,16 +238,27 @@ pub async fn rollback(client: &Hearth, the_box: &UpgradeSettings, restore: bool)
         (Some(before), Some(oldest)) => before >= oldest,
         _ => false,
     };
-    let backup = last.backup.as_ref().map(PathBuf::from).filter(|_| restore || !compatible);
+    let backup = last
+        .backup
+        .as_ref()
+        .map(PathBuf::from)
+        .filter(|_| restore || !compatible);
     recorder.step(
         "preflight",
         &match &backup {
             Some(dump) => format!("back to {}, restoring {}", previous.display(), dump.display()),
-            None => format!("back to {}; its hearthd runs on the schema as it is", previous.display()),
+            None => format!(
+                "back to {}; its hearthd runs on the schema as it is",
+                previous.display()
+            ),
         },
     );
     let back = go_back(client, the_box, &mut recorder, &previous, backup.as_deref()).await;
-    let outcome = if back { UpgradeOutcome::RolledBackByRequest } else { UpgradeOutcome::Failed };
+    let outcome = if back {
+        UpgradeOutcome::RolledBackByRequest
+    } else {
+        UpgradeOutcome::Failed
+    };
     recorder.finish(outcome, "rollback by request");
     Ok(back)
 }
@@ -248,7 +281,10 @@ async fn go_back(
     recorder.step("stop", &words(&stopped, "hearthd stopped"));
     if let Some(dump) = backup {
         let restored = restore(the_box, dump);
-        recorder.step("restore", &words(&restored, &format!("database restored from {}", dump.display())));
+        recorder.step(
+            "restore",
+            &words(&restored, &format!("database restored from {}", dump.display())),
+        );
         if restored.is_err() {
             // The restore's transaction rolled back: switching back would start an old hearthd on a schema it may
             // not run on. Leave it to a person, with the reason in the record.
@@ -266,7 +302,10 @@ async fn go_back(
             true
         }
         Err(reason) => {
-            recorder.step("wait-ready", &format!("the previous generation is not ready either: {reason}"));
+            recorder.step(
+                "wait-ready",
+                &format!("the previous generation is not ready either: {reason}"),
+            );
             false
         }
     }
@@ -291,7 +330,11 @@ pub fn restore(the_box: &UpgradeSettings, dump: &Path) -> Result<()> {
 }
 
 fn switch(profile: &Path, system: &Path) -> Result<()> {
-    run(Command::new("nix-env").arg("-p").arg(profile).arg("--set").arg(system))?;
+    run(Command::new("nix-env")
+        .arg("-p")
+        .arg(profile)
+        .arg("--set")
+        .arg(system))?;
     run(Command::new(system.join("bin/switch-to-configuration")).arg("switch"))
 }
 
@@ -308,7 +351,10 @@ fn build(flake: &str) -> Result<PathBuf> {
         .output()
         .context("cannot run nix build")?;
     if !output.status.success() {
-        bail!("nix build {attribute} failed ({}): nothing was switched", output.status);
+        bail!(
+            "nix build {attribute} failed ({}): nothing was switched",
+            output.status
+        );
     }
     let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     Ok(PathBuf::from(path))
@@ -324,8 +370,12 @@ fn backup_taken_since(backups: &Path, since: chrono::DateTime<Utc>) -> Option<Pa
         .filter_map(|path| {
             let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
             let created: chrono::DateTime<Utc> = manifest["created_at"].as_str()?.parse().ok()?;
-            (manifest["reason"] == "before-migrate" && created >= since)
-                .then(|| (created, backups.join(manifest["file"].as_str().unwrap_or_default())))
+            (manifest["reason"] == "before-migrate" && created >= since).then(|| {
+                (
+                    created,
+                    backups.join(manifest["file"].as_str().unwrap_or_default()),
+                )
+            })
         })
         .collect();
     // The first one taken holds the database as it was before this upgrade touched it.
@@ -337,13 +387,17 @@ fn print_plan(the_box: &UpgradeSettings, current: &Path, new: &Path, schema: Opt
     let profile = the_box.profile.display();
     for line in [
         format!("running {} (schema {schema:?})", current.display()),
-        format!("1. switch: nix-env -p {profile} --set {0}; {0}/bin/switch-to-configuration switch", new.display()),
+        format!(
+            "1. switch: nix-env -p {profile} --set {0}; {0}/bin/switch-to-configuration switch",
+            new.display()
+        ),
         format!(
             "2. wait up to {} s for /readyz (the new hearthd backs the database up into {} before migrating)",
             the_box.ready_timeout.as_secs(),
             the_box.backups.display()
         ),
-        "3. if it is not ready: systemctl stop hearthd; restore the dump it took (if it migrated);".to_owned(),
+        "3. if it is not ready: systemctl stop hearthd; restore the dump it took (if it migrated);"
+            .to_owned(),
         format!(
             "   nix-env -p {profile} --set {0}; {0}/bin/switch-to-configuration switch; systemctl start hearthd",
             current.display()

@@ -20,7 +20,8 @@ fn status_wait(url: &str, seconds: &str) -> (Option<i32>, String, f64) {
         .args(["--url", url, "status", "--wait", seconds])
         .output()
         .expect("hearth runs");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    let text =
+        String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
     (output.status.code(), text, started.elapsed().as_secs_f64())
 }
 
@@ -44,7 +45,10 @@ fn the_wait_gives_up_on_a_hearthd_that_never_becomes_ready_with_its_reason_and_r
 
     // The schema as the release before the newest migration left it, and no room for the backup before it.
     postgres
-        .psql(&database, "DROP TABLE hearth_schema_compat; DELETE FROM _sqlx_migrations WHERE version = 8")
+        .psql(
+            &database,
+            "DROP TABLE hearth_schema_compat; DELETE FROM _sqlx_migrations WHERE version = 8",
+        )
         .expect("psql");
     let blocked = TestHearthd::start(
         &hearthd(),
@@ -60,7 +64,10 @@ fn the_wait_gives_up_on_a_hearthd_that_never_becomes_ready_with_its_reason_and_r
         text.contains("schema blocked: not enough space for a backup"),
         "the reason is hearthd's own: {text}"
     );
-    assert!(text.contains("waiting for hearthd (10 s)"), "progress while waiting: {text}");
+    assert!(
+        text.contains("waiting for hearthd (10 s)"),
+        "progress while waiting: {text}"
+    );
 
     // Nothing answering at all is waited for too, and given up on the same way.
     let (code, text, _) = status_wait("http://127.0.0.1:9", "2");

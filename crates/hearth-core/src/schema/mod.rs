@@ -64,6 +64,15 @@ pub fn declared(migration: &Migration) -> Result<Compat, CompatError> {
     }
 }
 
+/// The newest migration this binary carries.
+pub fn newest_known() -> i64 {
+    crate::store::MIGRATOR
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0)
+}
+
 /// Every migration this binary carries, with its declaration.
 pub fn declarations() -> Result<Vec<(i64, String, Compat)>, CompatError> {
     crate::store::MIGRATOR

@@ -161,6 +161,15 @@
 
   targetConfig = {name, ...}: {config.name = "${name}.target";};
 
+  # systemd-unit-options.nix's timerOptions: the [Timer] section, free-form like serviceConfig.
+  timerOptions = {name, ...}: {
+    options.timerConfig = mkOption {
+      type = types.attrsOf unitOption;
+      default = {};
+    };
+    config.name = "${name}.timer";
+  };
+
   systemdCfg = config.systemd;
 
   # systemd.nix's warnings over every service.
@@ -184,6 +193,10 @@ in {
     };
     targets = mkOption {
       type = types.attrsOf (types.submodule [commonUnitOptions targetConfig]);
+      default = {};
+    };
+    timers = mkOption {
+      type = types.attrsOf (types.submodule [commonUnitOptions timerOptions]);
       default = {};
     };
   };
