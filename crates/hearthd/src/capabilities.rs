@@ -82,14 +82,7 @@ pub async fn capabilities(State(state): State<AppState>) -> Json<Capabilities> {
 async fn schema_info(state: &AppState) -> SchemaInfo {
     let (version, newest_known) = match state.library.schema_version().await {
         Ok((applied, newest)) => (applied, newest),
-        Err(_) => (
-            None,
-            hearth_core::store::MIGRATOR
-                .iter()
-                .map(|m| m.version)
-                .max()
-                .unwrap_or(0),
-        ),
+        Err(_) => (None, hearth_core::schema::newest_known()),
     };
     SchemaInfo {
         version,
