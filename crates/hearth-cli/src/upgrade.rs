@@ -185,8 +185,11 @@ pub async fn upgrade(
     }
     let switched = switch(&the_box.profile, &new);
     recorder.step("switch", &outcome_words(&switched, &new));
+    if !activated(the_box, &mut recorder, &current, &new) {
+        return Ok(false);
+    }
     let ready = wait_ready(client, the_box.ready_timeout).await;
-    let backup = backup_taken_since(&the_box.backups, recorder.record.started_at);
+    let backup = backup_taken_since(&the_box.backups, recorder.record.started_at, schema_before);
     recorder.record.backup = backup.as_ref().map(|p| p.display().to_string());
     match ready {
         Ok(readiness) => {
@@ -213,6 +216,32 @@ pub async fn upgrade(
             Ok(false)
         }
     }
+}
+
+/// Whether the switch left `new` running. switch-to-configuration exits non-zero when a unit failed (then the
+/// health gate decides), but also when it stopped before activating (a boot loader it could not install): only
+/// the running system tells. If it did not, the profile is pointed back at the running system.
+fn activated(the_box: &UpgradeSettings, recorder: &mut Recorder, current: &Path, new: &Path) -> bool {
+    if resolved(Path::new(CURRENT_SYSTEM)).ok().as_deref() == Some(new) {
+        return true;
+    }
+    let reset = run(Command::new("nix-env")
+        .arg("-p")
+        .arg(&the_box.profile)
+        .arg("--set")
+        .arg(current));
+    recorder.step(
+        "switch-back",
+        &words(
+            &reset,
+            "the new system never ran; the profile points at the running one again",
+        ),
+    );
+    recorder.finish(
+        UpgradeOutcome::Failed,
+        "the switch did not activate the new system",
+    );
+    false
 }
 
 /// `hearth rollback`: back to the system the last upgrade came from, restoring the dump it took before migrating
@@ -277,6 +306,13 @@ async fn go_back(
     previous: &Path,
     backup: Option<&Path>,
 ) -> bool {
+    if let Some(dump) = backup.filter(|dump| !dump.is_file()) {
+        recorder.step(
+            "restore",
+            &format!("the dump {} is gone: not going back", dump.display()),
+        );
+        return false;
+    }
     let stopped = run(Command::new("systemctl").args(["stop", "hearthd.service"]));
     recorder.step("stop", &words(&stopped, "hearthd stopped"));
     if let Some(dump) = backup {
@@ -286,13 +322,21 @@ async fn go_back(
             &words(&restored, &format!("database restored from {}", dump.display())),
         );
         if restored.is_err() {
-            // The restore's transaction rolled back: switching back would start an old hearthd on a schema it may
-            // not run on. Leave it to a person, with the reason in the record.
+            // The restore's transaction rolled back, so the new hearthd's schema is intact: start it again rather
+            // than leave the box stopped, and leave the rest to a person, with the reason in the record.
+            let _ = run(Command::new("systemctl").args(["reset-failed", "hearthd.service"]));
+            let started = run(Command::new("systemctl").args(["start", "hearthd.service"]));
+            recorder.step(
+                "start",
+                &words(&started, "the new generation's hearthd started again"),
+            );
             return false;
         }
     }
     let switched = switch(&the_box.profile, previous);
     recorder.step("switch-back", &outcome_words(&switched, previous));
+    // A crash loop ends in start-limit-hit, which would refuse the start.
+    let _ = run(Command::new("systemctl").args(["reset-failed", "hearthd.service"]));
     let started = run(Command::new("systemctl").args(["start", "hearthd.service"]));
     recorder.step("start", &words(&started, "hearthd started"));
     match wait_ready(client, the_box.ready_timeout).await {
@@ -361,7 +405,9 @@ fn build(flake: &str) -> Result<PathBuf> {
 }
 
 /// The dump hearthd took before migrating since `since` (the new generation's), if any.
-fn backup_taken_since(backups: &Path, since: chrono::DateTime<Utc>) -> Option<PathBuf> {
+/// Only a dump of `schema` (the schema before the upgrade, when known) qualifies: after a multi-step migration that
+/// failed half-way, later dumps hold an intermediate schema the old hearthd may not run on.
+fn backup_taken_since(backups: &Path, since: chrono::DateTime<Utc>, schema: Option<i64>) -> Option<PathBuf> {
     let entries = std::fs::read_dir(backups).ok()?;
     let mut taken: Vec<(chrono::DateTime<Utc>, PathBuf)> = entries
         .filter_map(Result::ok)
@@ -370,7 +416,8 @@ fn backup_taken_since(backups: &Path, since: chrono::DateTime<Utc>) -> Option<Pa
         .filter_map(|path| {
             let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
             let created: chrono::DateTime<Utc> = manifest["created_at"].as_str()?.parse().ok()?;
-            (manifest["reason"] == "before-migrate" && created >= since).then(|| {
+            let of_schema = schema.is_none_or(|schema| manifest["schema"].as_i64() == Some(schema));
+            (manifest["reason"] == "before-migrate" && created >= since && of_schema).then(|| {
                 (
                     created,
                     backups.join(manifest["file"].as_str().unwrap_or_default()),

@@ -272,6 +272,8 @@ impl Startup {
                 Ok(manifest) => {
                     tracing::info!(file = %manifest.path(backups.dir()).display(), bytes = manifest.bytes,
                         sha256 = %manifest.sha256, from, to, "database backed up before migrating");
+                    // Migrating now: /readyz says so.
+                    self.library.set_schema_hold(None);
                     return;
                 }
                 Err(error) => {
@@ -281,10 +283,16 @@ impl Startup {
                             serving nothing that needs the database until it can");
                         last_reason.clone_from(&reason);
                     }
-                    self.notifier
-                        .status(&format!("not migrating {from} → {to}: {reason}"));
-                    self.library
-                        .set_schema_hold(Some(SchemaHold::Blocked { from, to, reason }));
+                    self.library.set_schema_hold(Some(SchemaHold::Blocked {
+                        from,
+                        to,
+                        reason: reason.clone(),
+                    }));
+                    // READY=1: the start job must end (a switch waits on it, and `hearth upgrade` after it), and a
+                    // restart cannot make room; the STATUS line and /readyz say what is wrong.
+                    self.notifier.notify(&format!(
+                        "READY=1\nSTATUS=degraded: not migrating {from} → {to}: {reason}"
+                    ));
                 }
             }
             tokio::time::sleep(Duration::from_secs(15)).await;
@@ -318,7 +326,8 @@ impl Startup {
              it: migration {blocking}. Switch back to the newer hearth, or {restore}"
         );
         tracing::error!(%reason, "refusing to run on the database");
-        self.notifier.status(&format!("refusing to run: {reason}"));
+        self.notifier
+            .notify(&format!("READY=1\nSTATUS=degraded: refusing to run: {reason}"));
         self.library.set_schema_hold(Some(SchemaHold::Incompatible {
             version,
             known,
@@ -452,6 +461,13 @@ fn model_label(dir: &Path) -> String {
 
 /// What startup is waiting for, for systemd's `STATUS=`; `None` once the model is ready.
 fn startup_status(model: &ModelSlot, library: &Library) -> Option<String> {
+    // A held schema has said READY=1 with its own STATUS line: nothing is starting any more.
+    if matches!(
+        library.schema_hold(),
+        Some(SchemaHold::Blocked { .. } | SchemaHold::Incompatible { .. })
+    ) {
+        return None;
+    }
     let mut status = match model.get() {
         ModelState::Loading { since, model } => {
             format!("loading model {model} ({} s)", since.elapsed().as_secs())

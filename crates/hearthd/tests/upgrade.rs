@@ -110,20 +110,52 @@ async fn settled_readiness(hearthd: &TestHearthd) -> (u16, Value) {
     }
 }
 
+/// One database with the backups and blob directories that each hearthd started on it shares.
+struct Appliance {
+    postgres: TestPostgres,
+    url: String,
+    database: String,
+    backup_dir: String,
+    blob_dir: String,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl Appliance {
+    fn new() -> Self {
+        let postgres = TestPostgres::start().expect("postgres");
+        let url = postgres.create_database().expect("database");
+        let database = database_name(&url);
+        let backups = tempfile::tempdir().expect("backups");
+        let blobs = tempfile::tempdir().expect("blobs");
+        Self {
+            postgres,
+            url,
+            database,
+            backup_dir: backups.path().join("backups").display().to_string(),
+            blob_dir: blobs.path().display().to_string(),
+            _dirs: (backups, blobs),
+        }
+    }
+
+    fn start(&self) -> TestHearthd {
+        let env = [
+            ("HEARTH_BACKUP__DIR", self.backup_dir.as_str()),
+            ("HEARTH_BLOBS__PATH", self.blob_dir.as_str()),
+        ];
+        TestHearthd::start(Path::new(HEARTHD), &self.url, &env).expect("hearthd")
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_migration_is_preceded_by_a_verified_backup_that_restores_the_database_exactly() {
-    let postgres = TestPostgres::start().expect("postgres");
-    let url = postgres.create_database().expect("database");
-    let database = database_name(&url);
-    let backups = tempfile::tempdir().expect("backups");
-    let backup_dir = backups.path().join("backups").display().to_string();
-    let blobs = tempfile::tempdir().expect("blobs");
-    let blob_dir = blobs.path().display().to_string();
-    let env = [
-        ("HEARTH_BACKUP__DIR", backup_dir.as_str()),
-        ("HEARTH_BLOBS__PATH", blob_dir.as_str()),
-    ];
-    let start = || TestHearthd::start(Path::new(HEARTHD), &url, &env).expect("hearthd");
+    let appliance = Appliance::new();
+    let (postgres, url, database, backup_dir) = (
+        &appliance.postgres,
+        &appliance.url,
+        &appliance.database,
+        &appliance.backup_dir,
+    );
+    let start = || appliance.start();
 
     let mut first = start();
     first.ready().await;
@@ -141,16 +173,16 @@ async fn a_migration_is_preceded_by_a_verified_backup_that_restores_the_database
     .await;
     assert!(first.terminate());
     assert!(
-        hearth_core_backups(&backup_dir).is_empty(),
+        hearth_core_backups(backup_dir).is_empty(),
         "a fresh database and a current one need no backup"
     );
-    as_the_previous_release_left_it(&postgres, &database);
+    as_the_previous_release_left_it(postgres, database);
 
     // The upgrade: hearthd finds migration 8 pending and dumps schema 7 first.
     let mut upgraded = start();
     let readiness = upgraded.ready().await;
     assert_eq!(readiness.schema.version, Some(8));
-    let dumps = hearth_core_backups(&backup_dir);
+    let dumps = hearth_core_backups(backup_dir);
     assert_eq!(dumps.len(), 1, "{dumps:?}");
     let (dump, manifest) = &dumps[0];
     assert_eq!(manifest["reason"], "before-migrate");
@@ -195,7 +227,7 @@ async fn a_migration_is_preceded_by_a_verified_backup_that_restores_the_database
         stderr.contains("stop hearthd first") && stderr.contains("\"hearthd\""),
         "{stderr}"
     );
-    assert_eq!(sql(&postgres, &database, "SELECT count(*) FROM documents"), "3");
+    assert_eq!(sql(postgres, database, "SELECT count(*) FROM documents"), "3");
     assert!(upgraded.terminate());
 
     let restored = hearthd_command(&restore_env, &["restore", dump]);
@@ -204,30 +236,30 @@ async fn a_migration_is_preceded_by_a_verified_backup_that_restores_the_database
     assert!(restored.status.success(), "{log}");
     assert_eq!(
         sql(
-            &postgres,
-            &database,
+            postgres,
+            database,
             "SELECT max(version) FROM _sqlx_migrations WHERE success"
         ),
         "7"
     );
     assert_eq!(
         sql(
-            &postgres,
-            &database,
+            postgres,
+            database,
             "SELECT to_regclass('hearth_schema_compat') IS NULL"
         ),
         "t"
     );
-    assert_eq!(sql(&postgres, &database, "SELECT count(*) FROM documents"), "2");
+    assert_eq!(sql(postgres, database, "SELECT count(*) FROM documents"), "2");
     assert_eq!(
         sql(
-            &postgres,
-            &database,
+            postgres,
+            database,
             &format!("SELECT count(*) FROM documents WHERE id = '{tide}'")
         ),
         "0"
     );
-    let safety: Vec<_> = hearth_core_backups(&backup_dir)
+    let safety: Vec<_> = hearth_core_backups(backup_dir)
         .into_iter()
         .filter(|(_, manifest)| manifest["reason"] == "before-restore")
         .collect();
@@ -338,18 +370,14 @@ fn a_newer_release_applied(postgres: &TestPostgres, database: &str, version: i64
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_older_hearthd_refuses_a_schema_declared_breaking_and_runs_on_one_declared_compatible() {
-    let postgres = TestPostgres::start().expect("postgres");
-    let url = postgres.create_database().expect("database");
-    let database = database_name(&url);
-    let backups = tempfile::tempdir().expect("backups");
-    let backup_dir = backups.path().join("backups").display().to_string();
-    let blobs = tempfile::tempdir().expect("blobs");
-    let blob_dir = blobs.path().display().to_string();
-    let env = [
-        ("HEARTH_BACKUP__DIR", backup_dir.as_str()),
-        ("HEARTH_BLOBS__PATH", blob_dir.as_str()),
-    ];
-    let start = || TestHearthd::start(Path::new(HEARTHD), &url, &env).expect("hearthd");
+    let appliance = Appliance::new();
+    let (postgres, url, database, backup_dir) = (
+        &appliance.postgres,
+        &appliance.url,
+        &appliance.database,
+        &appliance.backup_dir,
+    );
+    let start = || appliance.start();
     let mut first = start();
     first.ready().await;
     let kiln = ingest(
@@ -382,7 +410,7 @@ async fn an_older_hearthd_refuses_a_schema_declared_breaking_and_runs_on_one_dec
         "{dump}"
     );
 
-    a_newer_release_applied(&postgres, &database, 9001, true);
+    a_newer_release_applied(postgres, database, 9001, true);
     let mut refusing = start();
     let (status, body) = settled_readiness(&refusing).await;
     assert_eq!(status, 503, "{body}");
@@ -401,14 +429,14 @@ async fn an_older_hearthd_refuses_a_schema_declared_breaking_and_runs_on_one_dec
         "it stays up, no crash loop"
     );
     assert_eq!(
-        sql(&postgres, &database, "SELECT count(*) FROM _sqlx_migrations"),
+        sql(postgres, database, "SELECT count(*) FROM _sqlx_migrations"),
         "9",
         "nothing was touched"
     );
     assert!(refusing.terminate());
 
     // Declared compatible: the same hearthd runs on the newer schema and serves what is there.
-    a_newer_release_applied(&postgres, &database, 9001, false);
+    a_newer_release_applied(postgres, database, 9001, false);
     let running = start();
     let readiness = running.ready().await;
     assert_eq!(readiness.schema.version, Some(9001));

@@ -182,6 +182,20 @@ impl Backups {
         schema: i64,
         migrating_to: Option<i64>,
     ) -> Result<BackupManifest, BackupError> {
+        let manifest = self.dump_unpruned(pool, reason, schema, migrating_to).await?;
+        self.prune();
+        Ok(manifest)
+    }
+
+    /// [`Backups::dump`] without removing old dumps: a restore's safety dump must not remove the one restored.
+    async fn dump_unpruned(
+        &self,
+        pool: &PgPool,
+        reason: BackupReason,
+        schema: i64,
+        migrating_to: Option<i64>,
+    ) -> Result<BackupManifest, BackupError> {
+        self.remove_partials();
         let estimate = crate::store::schema::database_bytes(pool).await?.max(0) as u64;
         self.check_space(estimate)?;
         let created_at = Utc::now();
@@ -205,9 +219,20 @@ impl Backups {
         if sealed.is_err() {
             let _ = std::fs::remove_file(&partial);
         }
-        let manifest = sealed?;
-        self.prune();
-        Ok(manifest)
+        sealed
+    }
+
+    /// Partial dumps and restore scripts a stop or a crash left behind.
+    fn remove_partials(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.config.dir) else {
+            return;
+        };
+        for path in entries.filter_map(Result::ok).map(|entry| entry.path()) {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if name.starts_with(".hearth-") && (name.ends_with(".partial") || name.ends_with(".sql")) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
     }
 
     async fn write_dump(&self, partial: &Path) -> Result<(), BackupError> {
@@ -274,7 +299,7 @@ impl Backups {
             check_digest(dump, manifest)?;
         }
         self.verify(dump).await?;
-        let sessions = crate::store::schema::other_sessions(pool).await?;
+        let sessions = sessions_after_settling(pool).await?;
         if !sessions.is_empty() {
             let sessions = sessions
                 .iter()
@@ -285,7 +310,10 @@ impl Backups {
         }
         let (applied, _) = crate::store::schema_version(pool).await?;
         let safety = match applied {
-            Some(schema) => Some(self.dump(pool, BackupReason::BeforeRestore, schema, None).await?),
+            Some(schema) => Some(
+                self.dump_unpruned(pool, BackupReason::BeforeRestore, schema, None)
+                    .await?,
+            ),
             None => None,
         };
         let script = self.restore_script(pool, dump).await?;
@@ -300,7 +328,9 @@ impl Backups {
                 "ON_ERROR_STOP=1",
                 "-f",
             ])
-            .arg(script.path());
+            .arg(script.drops.path())
+            .arg("-f")
+            .arg(script.statements.path());
         run(command, "psql (the restore's transaction)").await?;
         let (restored, _) = crate::store::schema_version(pool).await?;
         Ok(RestoreReport {
@@ -312,11 +342,7 @@ impl Backups {
 
     /// The drops, then the dump's statements without the extension's (pgvector stays; creating or commenting
     /// on it needs a superuser).
-    async fn restore_script(
-        &self,
-        pool: &PgPool,
-        dump: &Path,
-    ) -> Result<tempfile::NamedTempFile, BackupError> {
+    async fn restore_script(&self, pool: &PgPool, dump: &Path) -> Result<RestoreScript, BackupError> {
         let listing = self.list_contents(dump).await?;
         let kept: String = listing
             .lines()
@@ -329,20 +355,24 @@ impl Backups {
         let mut drops = crate::store::schema::drop_statements(pool).await?.join("\n");
         drops.push('\n');
         std::fs::write(script.path(), drops).map_err(|source| self.dir_error(source))?;
+        // The dump's statements go to a file beside the dumps (the dump's size, uncompressed), not into memory.
+        let statements = tempfile::Builder::new()
+            .prefix(".hearth-restore-")
+            .suffix(".sql")
+            .tempfile_in(&self.config.dir)
+            .map_err(|source| self.dir_error(source))?;
         let mut command = self.tool("pg_restore");
         command
             .arg("--use-list")
             .arg(list.path())
-            .arg("--file=-")
+            .arg("--file")
+            .arg(statements.path())
             .arg(dump);
-        let statements = run(command, "pg_restore").await?;
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(script.path())
-            .map_err(|source| self.dir_error(source))?;
-        std::io::Write::write_all(&mut file, statements.as_bytes())
-            .map_err(|source| self.dir_error(source))?;
-        Ok(script)
+        run(command, "pg_restore").await?;
+        Ok(RestoreScript {
+            drops: script,
+            statements,
+        })
     }
 
     fn tool(&self, name: &str) -> Command {
@@ -379,6 +409,25 @@ impl Backups {
 }
 
 use std::os::unix::fs::DirBuilderExt;
+
+/// A restore's two scripts: the drops, then the dump's statements.
+struct RestoreScript {
+    drops: tempfile::NamedTempFile,
+    statements: tempfile::NamedTempFile,
+}
+
+/// Other sessions on the database, waiting up to 10 s for those still closing (a hearthd just stopped).
+async fn sessions_after_settling(pool: &PgPool) -> Result<Vec<(i32, String, String)>, BackupError> {
+    let mut waited = 0;
+    loop {
+        let sessions = crate::store::schema::other_sessions(pool).await?;
+        if sessions.is_empty() || waited >= 10 {
+            return Ok(sessions);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        waited += 1;
+    }
+}
 
 /// The tools' view of hearth's database, and one connection of the given name (not `hearthd`'s, so a restore
 /// does not take itself for a running hearthd).
