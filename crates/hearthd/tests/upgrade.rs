@@ -144,6 +144,20 @@ impl Appliance {
         ];
         TestHearthd::start(Path::new(HEARTHD), &self.url, &env).expect("hearthd")
     }
+
+    /// One document ingested by a hearthd that is then stopped; returns its id.
+    async fn with_kiln(&self) -> String {
+        let mut first = self.start();
+        first.ready().await;
+        let kiln = ingest(
+            &first,
+            "kiln",
+            "The kiln fires stoneware at twelve hundred degrees overnight.",
+        )
+        .await;
+        assert!(first.terminate());
+        kiln
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -378,15 +392,7 @@ async fn an_older_hearthd_refuses_a_schema_declared_breaking_and_runs_on_one_dec
         &appliance.backup_dir,
     );
     let start = || appliance.start();
-    let mut first = start();
-    first.ready().await;
-    let kiln = ingest(
-        &first,
-        "kiln",
-        "The kiln fires stoneware at twelve hundred degrees overnight.",
-    )
-    .await;
-    assert!(first.terminate());
+    let kiln = appliance.with_kiln().await;
     let backup = hearthd_command(
         &[
             ("HEARTH_DATABASE__URL", url.clone()),
@@ -448,4 +454,74 @@ async fn an_older_hearthd_refuses_a_schema_declared_breaking_and_runs_on_one_dec
     let capabilities = running.api().get("/v1/capabilities").await.body;
     assert_eq!(capabilities["schema"]["newest_known"], 8);
     assert_eq!(capabilities["schema"]["oldest_compatible"], 1);
+
+    // Garbage where hearth keeps its records: a manifest that is not JSON, a record with NULs and invalid UTF-8.
+    std::fs::write(format!("{backup_dir}/hearth-bogus.dump.json"), b"{not json").expect("write");
+    std::fs::write(format!("{backup_dir}/hearth-bogus.dump"), b"x").expect("write");
+    std::fs::write(format!("{backup_dir}/last-upgrade.json"), b"\0\xff\xfe{").expect("write");
+    let reply = running.api().get("/v1/capabilities").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.body["last_upgrade"],
+        Value::Null,
+        "an unreadable record is left out"
+    );
+    assert_eq!(
+        reply.body["backups"].as_array().map(Vec::len),
+        Some(1),
+        "only the real dump: {}",
+        reply.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_of_something_that_is_not_a_sound_dump_refuses_and_touches_nothing() {
+    let appliance = Appliance::new();
+    appliance.with_kiln().await;
+    let env = [
+        ("HEARTH_DATABASE__URL", appliance.url.clone()),
+        ("HEARTH_BACKUP__DIR", appliance.backup_dir.clone()),
+    ];
+    let output = |args: &[&str]| {
+        let out = hearthd_command(&env, args);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let scratch = tempfile::tempdir().expect("scratch");
+    let not_a_dump = scratch.path().join("notes.dump");
+    std::fs::write(&not_a_dump, b"\0\xffnot a dump at all").expect("write");
+    let (ok, text) = output(&["restore", not_a_dump.to_str().expect("path")]);
+    assert!(!ok && text.contains("pg_restore --list failed"), "{text}");
+    let (ok, text) = output(&["restore", "/nonexistent/hearth.dump"]);
+    assert!(
+        !ok && text.contains("restoring /nonexistent/hearth.dump failed"),
+        "{text}"
+    );
+
+    // A real dump whose bytes changed after its manifest was written.
+    let (ok, text) = output(&["backup"]);
+    assert!(ok, "{text}");
+    let dump = text.lines().last().expect("path").to_owned();
+    let mut bytes = std::fs::read(&dump).expect("dump");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&dump, bytes).expect("tamper");
+    let (ok, text) = output(&["restore", &dump]);
+    assert!(!ok && text.contains("does not match its manifest"), "{text}");
+    assert_eq!(
+        sql(
+            &appliance.postgres,
+            &appliance.database,
+            "SELECT count(*) FROM documents"
+        ),
+        "1"
+    );
+    assert_eq!(
+        sql(
+            &appliance.postgres,
+            &appliance.database,
+            "SELECT max(version) FROM _sqlx_migrations"
+        ),
+        "8"
+    );
 }
