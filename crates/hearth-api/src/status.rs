@@ -24,6 +24,39 @@ pub struct Readiness {
     /// The job queue, or null while the database does not answer.
     pub queue: Option<QueueState>,
     pub serving: Serving,
+    /// The remote embedder of `embedding.remote`; absent when none is configured. It does not change `status`:
+    /// without it the local model embeds (or, with `ingest_fallback = "wait"`, ingest waits for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_embedding: Option<RemoteEmbeddingState>,
+}
+
+/// Another hearthd that embeds for this one, as last seen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RemoteEmbeddingState {
+    pub url: String,
+    pub status: RemoteEmbeddingStatus,
+    /// Why it is not used (`mismatch` names both spaces; `unreachable` what failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Seconds since a check or request last set `status`; null before the first check.
+    pub seen_seconds_ago: Option<f64>,
+    /// Search queries go to it too (else only ingest).
+    pub queries: bool,
+    /// `local` (embed here meanwhile) or `wait` (ingest waits for it).
+    pub ingest_fallback: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoteEmbeddingStatus {
+    /// Not checked yet.
+    Checking,
+    /// Answering, in the same embedding space as the local model: ingest goes there.
+    Ready,
+    /// Answering, but another model, dimensions or files (or none loaded): never used.
+    Mismatch,
+    /// Not answering, failing, or refusing the token: the local model embeds meanwhile.
+    Unreachable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -14,6 +14,10 @@ use subtle::ConstantTimeEq as _;
 /// The credential name hearthd picks up from `$CREDENTIALS_DIRECTORY` (what hearth-firstboot mints).
 pub const TOKEN_CREDENTIAL: &str = "api-token";
 
+/// A second bearer token from `$CREDENTIALS_DIRECTORY`: the one a fleet's boxes share, so the workstation accepts the
+/// Pis that embed on it (`hearth-firstboot fleet-secrets` mints it once for the whole fleet).
+pub const FLEET_TOKEN_CREDENTIAL: &str = "fleet-token";
+
 /// Shortest token accepted: 32 random bytes in URL-safe base64 are 43 characters, so anything much shorter was not
 /// minted and is guessable.
 pub const MIN_TOKEN_CHARS: usize = 32;
@@ -126,17 +130,20 @@ impl std::fmt::Debug for Tokens {
 }
 
 impl Tokens {
-    /// Reads every configured token file, plus the `api-token` credential when systemd passed one.
+    /// Reads every configured token file, plus the `api-token` and `fleet-token` credentials when systemd passed
+    /// them.
     pub fn load(config: &AuthConfig, credentials_dir: Option<&Path>) -> Result<Self, AuthError> {
-        let credential = credentials_dir
-            .map(|dir| dir.join(TOKEN_CREDENTIAL))
-            .filter(|path| path.exists());
+        let credentials = [TOKEN_CREDENTIAL, FLEET_TOKEN_CREDENTIAL]
+            .into_iter()
+            .filter_map(|name| credentials_dir.map(|dir| dir.join(name)))
+            .filter(|path| path.exists())
+            .map(|path| (path, Source::Credential));
         let mut tokens = Tokens::default();
         let configured = config
             .token_files
             .iter()
             .map(|path| (path.clone(), Source::TokenFile));
-        for (path, source) in configured.chain(credential.map(|path| (path, Source::Credential))) {
+        for (path, source) in configured.chain(credentials) {
             let digest = read_token_digest(&path, source)?;
             if !tokens.digests.contains(&digest) {
                 tokens.digests.push(digest);
@@ -272,6 +279,12 @@ pub(crate) fn read_secret_file(
 }
 
 fn read_token_digest(path: &Path, source: Source) -> Result<[u8; 32], AuthError> {
+    let token = read_token(path, source)?;
+    Ok(Sha256::digest(token.as_bytes()).into())
+}
+
+/// A token file's token (one line of printable ASCII, long enough to have been minted).
+pub(crate) fn read_token(path: &Path, source: Source) -> Result<zeroize::Zeroizing<String>, AuthError> {
     let problem = |problem: String| AuthError::TokenFile {
         path: path.to_owned(),
         problem,
@@ -290,7 +303,10 @@ fn read_token_digest(path: &Path, source: Source) -> Result<[u8; 32], AuthError>
             "holds spaces or control characters; a token is printable ASCII on one line".into(),
         ));
     }
-    Ok(Sha256::digest(token).into())
+    // Printable ASCII is UTF-8.
+    Ok(zeroize::Zeroizing::new(
+        String::from_utf8_lossy(token).into_owned(),
+    ))
 }
 
 #[cfg(test)]

@@ -66,6 +66,8 @@ pub struct LibraryMetrics {
     pub search_seconds: Family<ModeLabel, Histogram>,
     pub blob_sweeps_total: Counter,
     pub blobs_swept_total: Family<SweptLabel, Counter>,
+    /// Where ingest and search embeddings were computed (the local model or a remote hearthd).
+    pub embed_backends: crate::embed::remote::BackendMetrics,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -85,12 +87,13 @@ impl Default for LibraryMetrics {
             }),
             blob_sweeps_total: Counter::default(),
             blobs_swept_total: Family::default(),
+            embed_backends: crate::embed::remote::BackendMetrics::default(),
         }
     }
 }
 
 impl LibraryMetrics {
-    /// Registers `hearth_ingest_*` and `hearth_search_*`, each labelled series at zero from the start.
+    /// Registers `hearth_ingest_*`, `hearth_search_*`, `hearth_blob_*` and `hearth_embed_backend_*`, each labelled series at zero from the start.
     pub fn register(&self, registry: &mut Registry) {
         for kind in ["ingest", "embed"] {
             for outcome in JobOutcome::ALL {
@@ -137,6 +140,7 @@ impl LibraryMetrics {
             "Blobs removed by sweeps: originals nothing refers to, and staging files or probes left behind",
             self.blobs_swept_total.clone(),
         );
+        self.embed_backends.register(registry);
     }
 
     /// Counts one sweep and what it removed.

@@ -27,11 +27,16 @@ pub struct TestHearthd {
 }
 
 impl TestHearthd {
-    /// Starts `bin serve` against `database_url` with the test model, plus `extra` `HEARTH_*` settings, and waits
+    /// Starts `bin serve` against `database_url` with the test model, plus `extra` `HEARTH_*` settings (`HEARTH_LISTEN`
+    /// among them pins the address; else a free loopback port), and waits
     /// until it listens (the model may still be loading: poll `/readyz` for that).
     pub fn start(bin: &Path, database_url: &str, extra: &[(&str, &str)]) -> Result<Self, KitError> {
         let deps = Deps::load()?;
-        let port = process::free_port()?;
+        // A caller may pin the address (a restart that must come back where its clients look for it).
+        let listen = match extra.iter().find(|(key, _)| *key == "HEARTH_LISTEN") {
+            Some((_, address)) => (*address).to_owned(),
+            None => format!("127.0.0.1:{}", process::free_port()?),
+        };
         let log = tempfile::NamedTempFile::new().map_err(KitError::io("creating the hearthd log"))?;
         let blobs = tempfile::Builder::new()
             .prefix("hearth-blobs-")
@@ -54,7 +59,7 @@ impl TestHearthd {
         let mut command = process::tied_command(bin, false);
         command
             .arg("serve")
-            .env("HEARTH_LISTEN", format!("127.0.0.1:{port}"))
+            .env("HEARTH_LISTEN", &listen)
             .env("HEARTH_DATABASE__URL", database_url)
             .env("HEARTH_EMBEDDING__MODEL_DIR", &deps.test_model_dir)
             .env("HEARTH_EMBEDDING__ONNXRUNTIME", &deps.ort_dylib)
@@ -71,7 +76,7 @@ impl TestHearthd {
             .map_err(KitError::io(format!("starting {}", bin.display())))?;
         let mut hearthd = Self {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("http://{listen}"),
             log,
             blob_dir,
             _blobs: blobs,
@@ -84,7 +89,7 @@ impl TestHearthd {
                 exited = true;
                 return true;
             }
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
+            TcpStream::connect(listen.as_str()).is_ok()
         });
         if !listening || exited {
             return Err(KitError::NotReady {

@@ -11,11 +11,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use hearth_api::status::{
     self as api, BlobsState, ComponentStatus, DatabaseState, Health, QueueState, Readiness, ReadyStatus,
-    SchemaState, SchemaStatus, Serving,
+    RemoteEmbeddingState, RemoteEmbeddingStatus, SchemaState, SchemaStatus, Serving,
 };
 use hearth_core::concepts::Concepts;
 use hearth_core::config::Config;
 use hearth_core::embed::Embedder;
+use hearth_core::embed::remote::{IngestFallback, RemoteEmbedder, RemoteStatus};
 use hearth_core::library::{Library, SchemaHold};
 use hearth_core::reasoning::Reasoning;
 use prometheus_client::registry::Registry;
@@ -370,6 +371,31 @@ pub(crate) async fn readiness(state: &AppState) -> Readiness {
             keyword_search: documents,
             search: ready,
         },
+        remote_embedding: library
+            .remote_embedder()
+            .map(|remote| remote_embedding_state(remote)),
+    }
+}
+
+fn remote_embedding_state(remote: &RemoteEmbedder) -> RemoteEmbeddingState {
+    let report = remote.report();
+    let config = remote.config();
+    RemoteEmbeddingState {
+        url: report.url,
+        status: match report.status {
+            RemoteStatus::Checking => RemoteEmbeddingStatus::Checking,
+            RemoteStatus::Ready => RemoteEmbeddingStatus::Ready,
+            RemoteStatus::Mismatch(_) => RemoteEmbeddingStatus::Mismatch,
+            RemoteStatus::Unreachable(_) => RemoteEmbeddingStatus::Unreachable,
+        },
+        message: report.status.message().map(str::to_owned),
+        seen_seconds_ago: report.seen_seconds_ago,
+        queries: config.queries,
+        ingest_fallback: match config.ingest_fallback {
+            IngestFallback::Local => "local",
+            IngestFallback::Wait => "wait",
+        }
+        .into(),
     }
 }
 

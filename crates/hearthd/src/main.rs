@@ -122,6 +122,9 @@ fn main() -> ExitCode {
             Command::CheckConfig => {
                 let auth = load_auth(&config)?;
                 hearth_core::auth::check_bind_policy(&config.listen_addresses(), &auth.tokens)?;
+                if let Some(remote) = &config.embedding.remote {
+                    hearth_core::embed::remote::check_config(remote)?;
+                }
                 tracing::info!(tokens = ?auth.tokens.fingerprints(), "configuration is valid");
                 Ok(())
             }

@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use hearth_core::blob::BlobStore;
 use hearth_core::concepts::Concepts;
 use hearth_core::config::Config;
+use hearth_core::embed::remote::RemoteEmbedder;
 use hearth_core::embed::{EmbedMetrics, Embedder};
 use hearth_core::library::{Library, SchemaHold};
 use hearth_core::schema::SchemaPlan;
@@ -89,6 +90,19 @@ impl Startup {
             config.ingest.extraction,
         );
         let library = Library::new(pool, blobs, config.ingest.clone(), sandbox);
+        if let Some(remote) = &config.embedding.remote {
+            let remote = RemoteEmbedder::new(
+                remote.clone(),
+                credentials.as_deref(),
+                library.metrics().embed_backends.clone(),
+            )?;
+            tracing::info!(
+                url = %remote.config().url,
+                queries = remote.config().queries,
+                "ingest is embedded on the remote hearthd while it serves the same model"
+            );
+            library.set_remote_embedder(Arc::new(remote));
+        }
         let mut registry = Registry::default();
         let embed_metrics = EmbedMetrics::default();
         embed_metrics.register(&mut registry);
@@ -422,6 +436,11 @@ impl Background {
             .map(|_| tokio::spawn(Arc::clone(library).run_worker(stopped.clone())))
             .collect();
         tasks.push(tokio::spawn(Arc::clone(concepts).run_worker(stopped.clone())));
+        if library.remote_embedder().is_some() {
+            tasks.push(tokio::spawn(
+                Arc::clone(library).watch_remote_embedder(stopped.clone()),
+            ));
+        }
         if config.blobs.sweep_interval_seconds > 0 {
             tasks.push(tokio::spawn(Arc::clone(library).run_sweeper(
                 Duration::from_secs(config.blobs.sweep_interval_seconds),

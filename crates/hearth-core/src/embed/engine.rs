@@ -81,6 +81,9 @@ pub struct EmbedderConfig {
     /// graph dequantizes its weights then does it on every batch instead (for the test model a 90 MB transient
     /// and most of one short query's time). The Pi profile turns it on.
     pub keep_quantized_weights: bool,
+    /// Another hearthd that embeds ingest (and, by setting, queries) for this one while it is the same space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<super::remote::RemoteConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -103,6 +106,7 @@ impl EmbedderConfig {
             queue_capacity: 4096,
             execution_provider: ExecutionProvider::Cpu,
             keep_quantized_weights: false,
+            remote: None,
         }
     }
 }

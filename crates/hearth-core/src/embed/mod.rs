@@ -9,6 +9,7 @@
 mod engine;
 mod metrics;
 mod postprocess;
+pub mod remote;
 mod session;
 
 pub use engine::{

@@ -1,12 +1,10 @@
 //! One job in two steps: prepare (extract, chunk, embed: slow, writes nothing that matters, may be abandoned),
 //! then commit (one transaction, only while the job is still this worker's).
 
-use std::time::Duration;
-
 use super::{Library, Models};
 use crate::blob::BlobError;
 use crate::chunk::{self, ChunkingConfig};
-use crate::embed::{EmbedError, EmbedRequest, Embedder, InputKind, Priority};
+use crate::embed::Embedder;
 use crate::extract::{ContentType, ContentTypeExt as _, ExtractError, ExtractFailure};
 use crate::store::chunks::SpaceVectors;
 use crate::store::documents;
@@ -103,12 +101,12 @@ impl Library {
         let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
         let mut spaces = vec![SpaceVectors {
             space_id: models.spaces.target.id,
-            vectors: embed_all(&models.target, &texts).await?,
+            vectors: self.embed_documents(&models.target, &texts).await?,
         }];
         if let Some(previous) = &models.previous {
             spaces.push(SpaceVectors {
                 space_id: models.spaces.active.id,
-                vectors: embed_all(previous, &texts).await?,
+                vectors: self.embed_documents(previous, &texts).await?,
             });
         }
         Ok(Prepared::Ingest {
@@ -156,7 +154,7 @@ impl Library {
         tx.commit().await.map_err(StoreError::from)?;
         Ok(Prepared::Embedding(SpaceVectors {
             space_id: models.spaces.target.id,
-            vectors: embed_all(&models.target, &texts).await?,
+            vectors: self.embed_documents(&models.target, &texts).await?,
         }))
     }
 
@@ -266,29 +264,4 @@ fn chunk_capacity(embedder: &Embedder, chunking: &ChunkingConfig) -> usize {
         .max_tokens
         .min(manifest.max_tokens.saturating_sub(prefix))
         .max(1)
-}
-
-/// Embeds texts as documents at ingest priority, in requests small enough to queue, waiting out a full queue.
-async fn embed_all(embedder: &Embedder, texts: &[String]) -> Result<Vec<Vec<f32>>, JobError> {
-    const PER_REQUEST: usize = 32;
-    let mut vectors = Vec::with_capacity(texts.len());
-    for group in texts.chunks(PER_REQUEST) {
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            let request = EmbedRequest::new(group.to_vec(), InputKind::Document, Priority::Ingest);
-            match embedder.embed(request).await {
-                Ok(embedded) => {
-                    vectors.extend(embedded.vectors);
-                    break;
-                }
-                Err(EmbedError::QueueFull { .. }) => {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-                Err(EmbedError::ShuttingDown) => return Err(JobError::Transient("shutting down".into())),
-                Err(error) => return Err(JobError::Permanent(format!("embedding failed: {error}"))),
-            }
-        }
-    }
-    Ok(vectors)
 }

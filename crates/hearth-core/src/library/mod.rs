@@ -3,10 +3,12 @@
 //! verbs and get API types back; the SQL behind them lives in `store`.
 //!
 //! One file per verb: `documents` (upload, read, list, delete), `originals` (removing unreferenced bytes),
-//! `search`, `worker` (the claim loop), `jobs` (a job's prepare and commit), `spaces` (models and switches),
+//! `search`, `worker` (the claim loop), `jobs` (a job's prepare and commit), `embedding` (which backend embeds:
+//! the local model or a remote hearthd), `spaces` (models and switches),
 //! `sessions` (browser sign-ins of the web UI).
 
 mod documents;
+mod embedding;
 mod jobs;
 mod originals;
 mod schema;
@@ -140,6 +142,7 @@ pub struct Library {
     schema_ready: std::sync::atomic::AtomicBool,
     schema_hold: std::sync::RwLock<Option<SchemaHold>>,
     metrics: LibraryMetrics,
+    remote: std::sync::OnceLock<Arc<crate::embed::remote::RemoteEmbedder>>,
 }
 
 impl Library {
@@ -156,6 +159,7 @@ impl Library {
             schema_ready: std::sync::atomic::AtomicBool::new(false),
             schema_hold: std::sync::RwLock::new(None),
             metrics: LibraryMetrics::default(),
+            remote: std::sync::OnceLock::new(),
         })
     }
 

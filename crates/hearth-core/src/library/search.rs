@@ -8,7 +8,6 @@ use hearth_api::search::{
 };
 
 use super::{Library, LibraryError, storable, storable_json};
-use crate::embed::{EmbedRequest, InputKind, Priority};
 use crate::fusion;
 use crate::metrics::ModeLabel;
 use crate::store::search::{self as retrieval, SearchFilter};
@@ -123,10 +122,7 @@ impl Library {
             // The searched space's model could not be loaded: its vectors cannot be queried.
             return Err(LibraryError::ModelNotReady);
         }
-        let mut embed = EmbedRequest::new(vec![query.to_owned()], InputKind::Query, Priority::Query);
-        embed.truncate = true;
-        let embedded = models.query_model().embed(embed).await?;
-        let vector = embedded.vectors.into_iter().next().unwrap_or_default();
+        let vector = self.embed_query_text(models.query_model(), query).await?;
         Ok((models.spaces.active.clone(), vector))
     }
 }

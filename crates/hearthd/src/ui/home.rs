@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use hearth_api::status::{
     BlobsState, Capabilities, ComponentStatus, DatabaseState, ModelInfo, ModelState, Readiness, ReadyStatus,
-    SchemaState, SchemaStatus,
+    RemoteEmbeddingState, RemoteEmbeddingStatus, SchemaState, SchemaStatus,
 };
 use maud::{Markup, html};
 
@@ -60,12 +60,39 @@ fn status_section(readiness: &Readiness) -> Markup {
 }
 
 fn components(readiness: &Readiness) -> Vec<Component> {
-    vec![
+    let mut components = vec![
         database(&readiness.database),
         schema(&readiness.schema),
         blobs(&readiness.blobs),
         model(&readiness.model),
-    ]
+    ];
+    components.extend(readiness.remote_embedding.as_ref().map(remote_embedder));
+    components
+}
+
+fn remote_embedder(state: &RemoteEmbeddingState) -> Component {
+    let fallback = if state.ingest_fallback == "wait" {
+        "new documents wait for it"
+    } else {
+        "this box embeds meanwhile"
+    };
+    let (ok, words) = match state.status {
+        RemoteEmbeddingStatus::Ready => (true, format!("{} embeds new documents", state.url)),
+        RemoteEmbeddingStatus::Checking => (true, format!("checking {}", state.url)),
+        RemoteEmbeddingStatus::Mismatch | RemoteEmbeddingStatus::Unreachable => (
+            false,
+            format!(
+                "{} — {}; {fallback}, searches are answered here",
+                state.url,
+                state.message.as_deref().unwrap_or("not usable")
+            ),
+        ),
+    };
+    Component {
+        name: "Remote embedder",
+        ok,
+        words,
+    }
 }
 
 fn database(state: &DatabaseState) -> Component {
