@@ -1,6 +1,11 @@
-//! Provisions Garage for hearth through its admin API (v2): a single-node layout, hearth's S3 key (imported from
-//! the minted files, so the key lives in the secrets directory and not only in Garage), the bucket, and
-//! read/write/owner on it. Every step looks first and changes only what is missing.
+//! Provisions Garage for hearth through its admin API (v2): the layout (a single node, or the declared nodes of a
+//! fleet's cluster), hearth's S3 key (imported from the minted files, so the key lives in the secrets directory and
+//! not only in Garage), the bucket, and read/write/owner on it. Every step looks first and changes only what is
+//! missing.
+//!
+//! In a cluster one box, the layout keeper, stages a role for every declared node the layout lacks and applies the
+//! next version; the others wait until the layout holds every declared node. Roles are never removed or changed
+//! here (taking a box out is the operator's decision: `garage layout remove`).
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -50,6 +55,16 @@ pub enum GarageError {
     KeyMismatch { key_fingerprint: String },
     #[error("Garage's cluster has {count} nodes; hearth-firstboot only lays out a fresh single-node cluster")]
     NotSingleNode { count: usize },
+    #[error(
+        "the cluster layout still lacks {missing} of the declared nodes after {seconds}s: the layout keeper lays \
+         them out (its hearth-firstboot-garage runs with --apply-layout); is it up, and are the nodes connected \
+         (`garage status`)?"
+    )]
+    LayoutNotReady { missing: usize, seconds: u64 },
+    #[error(
+        "--cluster-node {0:?}: expected ID=ZONE:CAPACITY, with ID the node's 64-hex Garage id and CAPACITY in bytes"
+    )]
+    BadClusterNode(String),
     #[error("invalid admin endpoint '{0}': expected http://host:port")]
     BadEndpoint(String),
     #[error(transparent)]
@@ -63,6 +78,45 @@ pub struct ProvisionOptions {
     pub zone: String,
     pub capacity: u64,
     pub wait: Duration,
+    /// A fleet's cluster: the nodes its layout must hold; `None` for a single box.
+    pub cluster: Option<ClusterLayout>,
+}
+
+/// The layout of a Garage cluster across a fleet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterLayout {
+    pub nodes: Vec<ClusterNode>,
+    /// This box is the layout keeper: it stages and applies the roles of declared nodes that are missing.
+    pub apply: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNode {
+    /// The node's Garage id: 64 hex digits.
+    pub id: String,
+    pub zone: String,
+    pub capacity: u64,
+}
+
+impl std::str::FromStr for ClusterNode {
+    type Err = GarageError;
+
+    /// `ID=ZONE:CAPACITY`
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || GarageError::BadClusterNode(text.to_owned());
+        let (id, role) = text.split_once('=').ok_or_else(bad)?;
+        let (zone, capacity) = role.rsplit_once(':').ok_or_else(bad)?;
+        let id = id.trim().to_ascii_lowercase();
+        if id.len() != 64 || !id.chars().all(|c| c.is_ascii_hexdigit()) || zone.is_empty() {
+            return Err(bad());
+        }
+        let capacity = capacity.parse().ok().filter(|c| *c > 0).ok_or_else(bad)?;
+        Ok(Self {
+            id,
+            zone: zone.to_owned(),
+            capacity,
+        })
+    }
 }
 
 /// One provisioning step and whether this run changed anything for it.
@@ -107,16 +161,24 @@ struct ClusterStatus {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Node {
     id: String,
+    #[serde(default)]
+    is_up: bool,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Layout {
     version: u64,
-    roles: Vec<Value>,
+    roles: Vec<Role>,
     staged_role_changes: Vec<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Role {
+    id: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,8 +251,9 @@ impl GarageAdmin {
         }
     }
 
-    /// Waits until every partition has its node after a layout change; keys and buckets cannot be written before.
-    async fn wait_until_healthy(&self, wait: Duration) -> Result<(), GarageError> {
+    /// Waits until every partition has its node after a layout change (in a cluster, a quorum of them: a box that
+    /// is down must not stop the others' first boot); keys and buckets cannot be written before.
+    async fn wait_until_healthy(&self, wait: Duration, quorum_is_enough: bool) -> Result<(), GarageError> {
         #[derive(Deserialize)]
         struct Health {
             status: String,
@@ -198,7 +261,7 @@ impl GarageAdmin {
         let deadline = Instant::now() + wait;
         loop {
             let health: Health = self.call(Method::GET, "/v2/GetClusterHealth", None).await?;
-            if health.status == "healthy" {
+            if health.status == "healthy" || (quorum_is_enough && health.status == "degraded") {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -225,7 +288,8 @@ impl GarageAdmin {
         let key_fingerprint = key_id.fingerprint();
         let key_id = String::from_utf8_lossy(key_id.expose()).into_owned();
         let mut steps = vec![self.ensure_layout(options).await?];
-        self.wait_until_healthy(options.wait).await?;
+        self.wait_until_healthy(options.wait, options.cluster.is_some())
+            .await?;
         steps.push(
             self.ensure_key(&key_id, &key_fingerprint, secret_key, &options.key_name)
                 .await?,
@@ -320,6 +384,9 @@ impl GarageAdmin {
     }
 
     async fn ensure_layout(&self, options: &ProvisionOptions) -> Result<Step, GarageError> {
+        if let Some(cluster) = &options.cluster {
+            return self.ensure_cluster_layout(cluster, options.wait).await;
+        }
         let layout: Layout = self.call(Method::GET, "/v2/GetClusterLayout", None).await?;
         if !layout.roles.is_empty() {
             return Ok(Step {
@@ -355,6 +422,122 @@ impl GarageAdmin {
             what: format!(
                 "cluster layout (version {version}, one node in zone {})",
                 options.zone
+            ),
+            changed: true,
+        })
+    }
+
+    /// The keeper stages every declared node the layout lacks (all at once, so one new version) and applies it;
+    /// the others wait for the keeper. Both leave a layout that already holds every declared node alone.
+    async fn ensure_cluster_layout(
+        &self,
+        cluster: &ClusterLayout,
+        wait: Duration,
+    ) -> Result<Step, GarageError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let layout: Layout = self.call(Method::GET, "/v2/GetClusterLayout", None).await?;
+            let missing: Vec<&ClusterNode> = cluster
+                .nodes
+                .iter()
+                .filter(|node| {
+                    !layout
+                        .roles
+                        .iter()
+                        .any(|role| role.id.eq_ignore_ascii_case(&node.id))
+                })
+                .collect();
+            if missing.is_empty() {
+                return Ok(Step {
+                    what: format!(
+                        "cluster layout (version {}, {} declared nodes)",
+                        layout.version,
+                        cluster.nodes.len()
+                    ),
+                    changed: false,
+                });
+            }
+            // A keeper that lost its metadata sees no layout until its peers' reaches it: wait for them (up to
+            // the deadline) so that it adds to the cluster's layout rather than starting a rival one.
+            if cluster.apply && (self.all_up(cluster).await? || Instant::now() >= deadline) {
+                let layout: Layout = self.call(Method::GET, "/v2/GetClusterLayout", None).await?;
+                let missing: Vec<&ClusterNode> = missing
+                    .into_iter()
+                    .filter(|node| {
+                        !layout
+                            .roles
+                            .iter()
+                            .any(|role| role.id.eq_ignore_ascii_case(&node.id))
+                    })
+                    .collect();
+                if !missing.is_empty() {
+                    return self.apply_cluster_roles(&layout, &missing).await;
+                }
+                continue;
+            }
+            if !cluster.apply && Instant::now() >= deadline {
+                return Err(GarageError::LayoutNotReady {
+                    missing: missing.len(),
+                    seconds: wait.as_secs(),
+                });
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Whether every declared node is connected to this one.
+    async fn all_up(&self, cluster: &ClusterLayout) -> Result<bool, GarageError> {
+        let status: ClusterStatus = self.call(Method::GET, "/v2/GetClusterStatus", None).await?;
+        Ok(cluster.nodes.iter().all(|node| {
+            status
+                .nodes
+                .iter()
+                .any(|seen| seen.is_up && seen.id.eq_ignore_ascii_case(&node.id))
+        }))
+    }
+
+    /// Has every node push its tables to the others now: a box back from a power cut gets the references to the
+    /// originals it missed (and then fetches their blocks) at once, not at Garage's next anti-entropy round, up
+    /// to 10 minutes later.
+    pub async fn launch_table_sync(&self) -> Result<(), GarageError> {
+        self.call::<Value>(
+            Method::POST,
+            "/v2/LaunchRepairOperation?node=*",
+            Some(json!({ "repairType": "tables" })),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn apply_cluster_roles(
+        &self,
+        layout: &Layout,
+        missing: &[&ClusterNode],
+    ) -> Result<Step, GarageError> {
+        let roles: Vec<Value> = missing
+            .iter()
+            .map(|node| json!({ "id": node.id, "zone": node.zone, "capacity": node.capacity, "tags": [] }))
+            .collect();
+        // Staging the same roles again (after a crash between staging and applying) changes nothing.
+        self.call::<Value>(
+            Method::POST,
+            "/v2/UpdateClusterLayout",
+            Some(json!({ "roles": roles })),
+        )
+        .await?;
+        let version = layout.version + 1;
+        self.call::<Value>(
+            Method::POST,
+            "/v2/ApplyClusterLayout",
+            Some(json!({ "version": version })),
+        )
+        .await?;
+        let zones: std::collections::BTreeSet<&str> = missing.iter().map(|node| node.zone.as_str()).collect();
+        Ok(Step {
+            what: format!(
+                "cluster layout (version {version}, {} nodes added in zones {})",
+                missing.len(),
+                zones.into_iter().collect::<Vec<_>>().join(", ")
             ),
             changed: true,
         })

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use hearth_firstboot::garage::{GarageAdmin, ProvisionOptions, ProvisionState};
+use hearth_firstboot::garage::{ClusterLayout, ClusterNode, GarageAdmin, ProvisionOptions, ProvisionState};
 use hearth_firstboot::secrets_dir::{MintOptions, SecretState, SecretsDir};
 
 #[derive(Debug, Parser)]
@@ -59,6 +59,25 @@ enum Command {
         /// nominal.
         #[arg(long, default_value_t = 100_000_000_000)]
         capacity: u64,
+        /// A fleet's cluster: every node its layout must hold, as ID=ZONE:CAPACITY (the node's 64-hex Garage id,
+        /// its zone, its capacity in bytes); repeat for each. Without it, a single-node layout.
+        #[arg(long = "cluster-node", value_name = "ID=ZONE:CAPACITY")]
+        cluster_nodes: Vec<ClusterNode>,
+        /// This box keeps the cluster's layout: it adds the declared nodes the layout lacks. The other boxes wait
+        /// for it (up to --wait-seconds).
+        #[arg(long, requires = "cluster_nodes")]
+        apply_layout: bool,
+    },
+    /// Mint the secrets a fleet shares, once, on the operator's machine: the Garage cluster's RPC secret, the
+    /// token the boxes present to each other, and each box's Garage node key. Prints each node's Garage id (for
+    /// the flake), never a secret; existing files are kept, so running it again prints the same ids.
+    FleetSecrets {
+        /// Where to write them (created 0700); copy each box's files to it, root-owned 0400.
+        #[arg(long)]
+        out: PathBuf,
+        /// A box of the fleet, by host name; repeat for each.
+        #[arg(long = "node", value_name = "NAME", required = true)]
+        nodes: Vec<String>,
     },
     /// Which secrets exist (fingerprint, mode), whether first boot completed and whether Garage is provisioned.
     /// Exits 1 when anything is missing or unusable.
@@ -144,6 +163,8 @@ async fn run(dir: &SecretsDir, command: Command) -> anyhow::Result<ExitCode> {
             wait_seconds,
             zone,
             capacity,
+            cluster_nodes,
+            apply_layout,
         } => {
             let admin = GarageAdmin::new(&garage.admin_endpoint, dir.read("garage-admin-token")?)?;
             let options = ProvisionOptions {
@@ -152,10 +173,20 @@ async fn run(dir: &SecretsDir, command: Command) -> anyhow::Result<ExitCode> {
                 zone,
                 capacity,
                 wait: Duration::from_secs(wait_seconds),
+                cluster: (!cluster_nodes.is_empty()).then_some(ClusterLayout {
+                    nodes: cluster_nodes,
+                    apply: apply_layout,
+                }),
             };
             let key_id = dir.read("s3-access-key-id")?;
             let secret_key = dir.read("s3-secret-key")?;
             let steps = admin.provision(&key_id, &secret_key, &options).await?;
+            if options.cluster.is_some() {
+                admin.launch_table_sync().await?;
+                println!(
+                    "catch-up   every node pushes its tables to the others (a box that was away gets what it missed)"
+                );
+            }
             let changed = steps.iter().any(|step| step.changed);
             for step in &steps {
                 let verb = if step.changed { "done     " } else { "unchanged" };
@@ -163,6 +194,18 @@ async fn run(dir: &SecretsDir, command: Command) -> anyhow::Result<ExitCode> {
             }
             if !changed {
                 println!("nothing to do: Garage was already provisioned");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::FleetSecrets { out, nodes } => {
+            let minted = hearth_firstboot::fleet::mint(&out, &nodes)?;
+            let labels = ["rpc secret", "fleet token"]
+                .into_iter()
+                .map(str::to_owned)
+                .chain(nodes.iter().map(|node| format!("{node} garage node id")));
+            for (label, minted) in labels.zip(&minted) {
+                let verb = if minted.written { "minted " } else { "kept   " };
+                println!("{verb} {label:<28} {}  ({})", minted.shown, minted.file.display());
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -170,7 +170,7 @@ impl fmt::Debug for Secret {
 #[error("cannot read random bytes from the kernel: {0}")]
 pub struct RandomError(#[from] std::io::Error);
 
-fn random_bytes(len: usize) -> Result<Zeroizing<Vec<u8>>, RandomError> {
+pub(crate) fn random_bytes(len: usize) -> Result<Zeroizing<Vec<u8>>, RandomError> {
     let mut buf = Zeroizing::new(vec![0u8; len]);
     let mut filled = 0;
     while filled < len {

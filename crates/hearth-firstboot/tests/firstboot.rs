@@ -525,3 +525,96 @@ fn garage_started_with_another_admin_token_is_reported_not_retried() {
         text(&failed)
     );
 }
+
+/// A fleet: `fleet-secrets` mints node keys Garage accepts (the printed ids are the ids Garage reports), the layout
+/// keeper lays out every declared node in one version, another box waits for it, and running either again changes
+/// nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fleets_cluster_is_laid_out_once_by_its_keeper_and_every_rerun_is_a_no_op() {
+    let mut machine = Machine::new();
+    machine.mint();
+    let fleet = machine.root.path().join("fleet");
+    let fleet_arg = fleet.display().to_string();
+    let names = ["pi-kitchen", "pi-study", "workstation"];
+    let mut args = vec!["fleet-secrets", "--out", fleet_arg.as_str()];
+    for name in names {
+        args.extend(["--node", name]);
+    }
+    let minted = machine.firstboot(&args, &[]);
+    assert!(minted.status.success(), "{}", text(&minted));
+    let printed = text(&minted);
+    let ids: Vec<String> = names
+        .iter()
+        .map(|name| {
+            let line = printed
+                .lines()
+                .find(|line| line.contains(&format!("{name} garage node id")))
+                .unwrap_or_else(|| panic!("no id for {name}: {printed}"));
+            line.split_whitespace().nth(5).expect("the id").to_owned()
+        })
+        .collect();
+    let again = machine.firstboot(&args, &[]);
+    assert_eq!(text(&again).matches("kept").count(), 5, "{}", text(&again));
+
+    let secrets = hearth_testkit::ClusterSecrets {
+        rpc_secret_file: fleet.join("garage-rpc-secret"),
+        admin_token_file: machine.secrets_dir().join("garage-admin-token"),
+        node_keys: names
+            .iter()
+            .map(|name| fleet.join(format!("{name}.garage-node-key")))
+            .collect(),
+    };
+    let cluster = hearth_testkit::TestGarageCluster::start_unprovisioned(3, &secrets).expect("cluster");
+    for (index, id) in ids.iter().enumerate() {
+        assert_eq!(
+            &cluster.node_id(index).expect("node id"),
+            id,
+            "Garage runs with the minted key"
+        );
+    }
+    let mut garage = |index: usize, keeper: bool, wait: &str| {
+        let mut args = vec![
+            "garage".to_owned(),
+            "--admin-endpoint".into(),
+            cluster.admin_endpoint(index).into(),
+            "--bucket".into(),
+            format!("hearth-{}", names[index]),
+            "--wait-seconds".into(),
+            wait.into(),
+        ];
+        for (id, name) in ids.iter().zip(names) {
+            args.extend(["--cluster-node".into(), format!("{id}={name}:100000000000")]);
+        }
+        if keeper {
+            args.push("--apply-layout".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        machine.firstboot(&args, &[])
+    };
+    let early = garage(0, false, "2");
+    assert!(!early.status.success(), "a box waits for the keeper");
+    assert!(text(&early).contains("layout keeper"), "{}", text(&early));
+
+    let keeper = garage(2, true, "60");
+    assert!(keeper.status.success(), "{}", text(&keeper));
+    assert!(text(&keeper).contains("3 nodes added"), "{}", text(&keeper));
+    let pi = garage(0, false, "60");
+    assert!(pi.status.success(), "{}", text(&pi));
+    assert!(
+        text(&pi).contains("unchanged cluster layout (version 1, 3 declared nodes)"),
+        "{}",
+        text(&pi)
+    );
+    assert!(
+        text(&pi).contains("done      bucket 'hearth-pi-kitchen'"),
+        "{}",
+        text(&pi)
+    );
+    let rerun = garage(2, true, "60");
+    assert!(text(&rerun).contains("nothing to do"), "{}", text(&rerun));
+    let layout = cluster.cli(1, &["layout", "show"]).expect("layout show");
+    assert!(layout.contains("version: 1"), "one version: {layout}");
+    for name in names {
+        assert!(layout.contains(name), "every zone: {layout}");
+    }
+}
