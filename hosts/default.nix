@@ -1,6 +1,7 @@
 # One concrete NixOS configuration per host class, installable with nixos-anywhere (disk layout from disko) and the
-# source of the images in nix/images.nix. The flake calls this with its inputs and its own hearth module (which
-# sets the flake's source revision, so each host's hearthd is the flake's `packages.<system>.hearthd`):
+# source of the images in nix/images.nix, and one per member of the example fleet, `fleet-<name>`
+# (hosts/fleet/house.nix). The flake calls this with its inputs and its own hearth module (which sets the flake's
+# source revision, so each host's hearthd is the flake's `packages.<system>.hearthd`):
 #   nixosConfigurations = import ./hosts { inherit inputs; hearthModule = self.nixosModules.default; };
 {
   inputs,
@@ -46,16 +47,35 @@
     };
   };
 
-  host = name:
+  host = class: extraModules:
     lib.nixosSystem {
-      modules = [
-        inputs.disko.nixosModules.disko
-        hearthModule
-        access
-        release
-        flakeCheck
-        ./${name}
-      ];
+      modules =
+        [
+          inputs.disko.nixosModules.disko
+          hearthModule
+          access
+          release
+          flakeCheck
+          ./${class}
+        ]
+        ++ extraModules;
     };
+
+  # The example fleet (hosts/fleet/house.nix): `fleet-<member>`, each member built from its host class and the
+  # house's one description, with its own name.
+  house = import ./fleet/house.nix;
+  member = name: class:
+    host class [
+      {
+        _file = ./fleet/house.nix;
+        services.hearth.fleet =
+          house.fleet
+          // {
+            enable = true;
+            inherit name;
+          };
+      }
+    ];
 in
-  lib.genAttrs ["appliance" "pi" "workstation"] host
+  lib.genAttrs ["appliance" "pi" "workstation"] (class: host class [])
+  // lib.mapAttrs' (name: class: lib.nameValuePair "fleet-${name}" (member name class)) house.classes

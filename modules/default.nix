@@ -10,6 +10,7 @@
     ./postgres.nix
     ./garage.nix
     ./firstboot.nix
+    ./fleet.nix
     ./substrate.nix
   ];
 

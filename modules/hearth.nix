@@ -162,8 +162,10 @@ in {
       type = types.attrsOf types.str;
       description = ''
         systemd credentials hearthd gets (`LoadCredential=name:path`): `api-token` (bearer token), with
-        Garage `s3-access-key-id` / `s3-secret-key`, and with another database server `postgres-password`.
-        Paths must not be in the Nix store.
+        Garage `s3-access-key-id` / `s3-secret-key`, and with another database server `postgres-password`. In a
+        fleet (`services.hearth.fleet`) also `fleet-token` (a second bearer token hearthd accepts: the one the
+        fleet's boxes share) on the embedder, and `embedding-remote-token` (the token sent to
+        `settings.embedding.remote.url`) on the others. Paths must not be in the Nix store.
       '';
     };
 
@@ -203,6 +205,17 @@ in {
       description = ''
         Keep the originals in a local single-node Garage (S3) provisioned on first boot. When false, hearthd
         keeps them in a directory under its state directory.
+      '';
+    };
+
+    garage.bucket = mkOption {
+      type = types.str;
+      default = "hearth";
+      description = ''
+        The Garage bucket hearthd keeps the originals in (`settings.blobs.bucket`), which first boot creates
+        with hearth's key. In a cluster (`garage.cluster`) every box has a bucket of its own: the boxes share
+        one Garage, and a box's blob sweeper deletes what its own database does not know. There the default is
+        `hearth-<garage.cluster.node>`.
       '';
     };
 
@@ -308,6 +321,7 @@ in {
             if cfg.garage.enable
             then "s3"
             else "local";
+          inherit (cfg.garage) bucket;
           # The client tools of the server hearth's database is on, for the dump before every migration.
           postgresBin =
             if config.services.postgresql.enable

@@ -12,6 +12,8 @@
   # "local": originals in `${dataDir}/blobs`; "s3": in the local Garage at `s3Endpoint`.
   blobBackend ? "local",
   s3Endpoint ? "http://127.0.0.1:3900",
+  # The bucket of this box's originals (one per box in a Garage cluster).
+  bucket ? "hearth",
   # hearthd's own state directory (the unit's StateDirectory).
   dataDir ? "/var/lib/hearth/data",
   # PostgreSQL over the local socket with peer authentication.
@@ -41,7 +43,7 @@ assert builtins.elem blobBackend ["local" "s3"]; {
       backend = "s3";
       endpoint = s3Endpoint;
       region = "garage";
-      bucket = "hearth";
+      inherit bucket;
     }
     else {
       backend = "local";

@@ -58,6 +58,8 @@ in {
     postgres = withRevision [../modules/hearth.nix ../modules/postgres.nix];
     garage = withRevision [../modules/hearth.nix ../modules/garage.nix ../modules/firstboot.nix];
     firstboot = withRevision [../modules/hearth.nix ../modules/firstboot.nix];
+    # A fleet member runs Garage as one node of the fleet's cluster.
+    fleet = withRevision [../modules/hearth.nix ../modules/garage.nix ../modules/firstboot.nix ../modules/fleet.nix];
     substrate = ../modules/substrate.nix;
   };
 

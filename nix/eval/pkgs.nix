@@ -181,6 +181,7 @@
     inherit runCommand;
     writeText = name: text: runCommand name {inherit text;} "";
     writeShellScriptBin = name: text: runCommand name {inherit text;} "";
+    writeScriptBin = name: text: runCommand name {inherit text;} "";
     writeShellApplication = {
       name,
       text,
