@@ -343,6 +343,8 @@ in {
       # metadata was lost. Runs as root because it reads the admin token and the S3 key pair from secretsDir.
       systemd.services.hearth-firstboot-garage = {
         description = "hearth first boot: provision Garage (layout, key, bucket)";
+        # Retried without a start limit in a cluster (see Restart= below): boxes come back in any order.
+        startLimitIntervalSec = lib.mkIf cluster.enable 0;
         wantedBy = ["multi-user.target"];
         after = ["garage.service"] ++ firstbootUnit;
         requires = ["garage.service"] ++ firstbootUnit;
@@ -352,6 +354,10 @@ in {
           // {
             Type = "oneshot";
             RemainAfterExit = true;
+            # In a cluster it waits for a quorum of boxes (and the layout keeper); after a power cut of the whole
+            # house that can take longer than one --wait-seconds, and hearthd needs this unit: try again.
+            Restart = lib.mkIf cluster.enable "on-failure";
+            RestartSec = lib.mkIf cluster.enable "30s";
             ExecStart = lib.concatStringsSep " " (
               [
                 (lib.getExe cfg.firstboot.package)

@@ -15,8 +15,18 @@ use subtle::ConstantTimeEq as _;
 pub const TOKEN_CREDENTIAL: &str = "api-token";
 
 /// A second bearer token from `$CREDENTIALS_DIRECTORY`: the one a fleet's boxes share, so the workstation accepts the
-/// Pis that embed on it (`hearth-firstboot fleet-secrets` mints it once for the whole fleet).
+/// Pis that embed on it (`hearth-firstboot fleet-secrets` mints it once for the whole fleet). It opens only
+/// [`FLEET_ROUTES`]: every box holds it, and it crosses the LAN.
 pub const FLEET_TOKEN_CREDENTIAL: &str = "fleet-token";
+
+/// What the fleet token may call: embedding and what a box checks before it sends any.
+pub const FLEET_ROUTES: &[&str] = &[
+    "/v1/embeddings",
+    "/v1/capabilities",
+    "/v1/models",
+    "/readyz",
+    "/healthz",
+];
 
 /// Shortest token accepted: 32 random bytes in URL-safe base64 are 43 characters, so anything much shorter was not
 /// minted and is guessable.
@@ -117,6 +127,8 @@ pub struct Tokens {
     sources: Vec<PathBuf>,
     /// The sha256 of the normalised setup code, when one is configured.
     setup_code: Option<[u8; 32]>,
+    /// The sha256 of the fleet token, which opens only [`FLEET_ROUTES`].
+    fleet: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -125,6 +137,7 @@ impl std::fmt::Debug for Tokens {
             .field("fingerprints", &self.fingerprints())
             .field("sources", &self.sources)
             .field("setup_code", &self.setup_code.map(|d| hex::encode(&d[..3])))
+            .field("fleet", &self.fleet.map(|d| hex::encode(&d[..3])))
             .finish()
     }
 }
@@ -133,27 +146,28 @@ impl Tokens {
     /// Reads every configured token file, plus the `api-token` and `fleet-token` credentials when systemd passed
     /// them.
     pub fn load(config: &AuthConfig, credentials_dir: Option<&Path>) -> Result<Self, AuthError> {
-        let credentials = [TOKEN_CREDENTIAL, FLEET_TOKEN_CREDENTIAL]
-            .into_iter()
-            .filter_map(|name| credentials_dir.map(|dir| dir.join(name)))
-            .filter(|path| path.exists())
-            .map(|path| (path, Source::Credential));
+        let credential = |name: &str| {
+            credentials_dir
+                .map(|dir| dir.join(name))
+                .filter(|path| path.exists())
+        };
         let mut tokens = Tokens::default();
         let configured = config
             .token_files
             .iter()
             .map(|path| (path.clone(), Source::TokenFile));
-        for (path, source) in configured.chain(credentials) {
+        let api_token = credential(TOKEN_CREDENTIAL).map(|path| (path, Source::Credential));
+        for (path, source) in configured.chain(api_token) {
             let digest = read_token_digest(&path, source)?;
             if !tokens.digests.contains(&digest) {
                 tokens.digests.push(digest);
                 tokens.sources.push(path);
             }
         }
-        let setup_credential = credentials_dir
-            .map(|dir| dir.join(SETUP_CODE_CREDENTIAL))
-            .filter(|path| path.exists())
-            .map(|path| (path, Source::Credential));
+        if let Some(path) = credential(FLEET_TOKEN_CREDENTIAL) {
+            tokens.fleet = Some(read_token_digest(&path, Source::Credential)?);
+        }
+        let setup_credential = credential(SETUP_CODE_CREDENTIAL).map(|path| (path, Source::Credential));
         let setup_file = config
             .setup_code_file
             .clone()
@@ -209,6 +223,20 @@ impl Tokens {
             matched |= known.ct_eq(&digest);
         }
         bool::from(matched).then(|| Identity::Token(hex::encode(&digest[..3])))
+    }
+
+    /// The identity of a presented fleet token (compared in constant time); the caller allows it only on
+    /// [`FLEET_ROUTES`].
+    pub fn verify_fleet(&self, presented: &[u8]) -> Option<Identity> {
+        let known = self.fleet?;
+        let digest: [u8; 32] = Sha256::digest(presented).into();
+        bool::from(known.ct_eq(&digest))
+            .then(|| Identity::Token(format!("fleet-{}", hex::encode(&digest[..3]))))
+    }
+
+    /// The fleet token's fingerprint, when one is loaded.
+    pub fn fleet_fingerprint(&self) -> Option<String> {
+        self.fleet.map(|digest| hex::encode(&digest[..3]))
     }
 }
 

@@ -62,6 +62,11 @@ pub enum GarageError {
     )]
     LayoutNotReady { missing: usize, seconds: u64 },
     #[error(
+        "the cluster layout has {count} staged change(s) hearth did not make: apply them (`garage layout apply`) or \
+         revert them (`garage layout revert`) before first boot adds the declared nodes"
+    )]
+    StagedChanges { count: usize },
+    #[error(
         "--cluster-node {0:?}: expected ID=ZONE:CAPACITY, with ID the node's 64-hex Garage id and CAPACITY in bytes"
     )]
     BadClusterNode(String),
@@ -69,6 +74,24 @@ pub enum GarageError {
     BadEndpoint(String),
     #[error(transparent)]
     Secret(#[from] MintError),
+}
+
+/// How long every declared node must have been up, with the layout still empty, before the keeper writes the
+/// first one: two and a half of Garage's 10 s status broadcasts, which carry a peer's layout.
+const LAYOUT_SETTLE: Duration = Duration::from_secs(25);
+
+/// The declared nodes `layout` has no role for.
+fn missing_roles<'a>(cluster: &'a ClusterLayout, layout: &Layout) -> Vec<&'a ClusterNode> {
+    cluster
+        .nodes
+        .iter()
+        .filter(|node| {
+            !layout
+                .roles
+                .iter()
+                .any(|role| role.id.eq_ignore_ascii_case(&node.id))
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -435,18 +458,11 @@ impl GarageAdmin {
         wait: Duration,
     ) -> Result<Step, GarageError> {
         let deadline = Instant::now() + wait;
+        // Set once the keeper has seen every declared node up with an empty layout.
+        let mut empty_since: Option<Instant> = None;
         loop {
             let layout: Layout = self.call(Method::GET, "/v2/GetClusterLayout", None).await?;
-            let missing: Vec<&ClusterNode> = cluster
-                .nodes
-                .iter()
-                .filter(|node| {
-                    !layout
-                        .roles
-                        .iter()
-                        .any(|role| role.id.eq_ignore_ascii_case(&node.id))
-                })
-                .collect();
+            let missing = missing_roles(cluster, &layout);
             if missing.is_empty() {
                 return Ok(Step {
                     what: format!(
@@ -457,23 +473,12 @@ impl GarageAdmin {
                     changed: false,
                 });
             }
-            // A keeper that lost its metadata sees no layout until its peers' reaches it: wait for them (up to
-            // the deadline) so that it adds to the cluster's layout rather than starting a rival one.
-            if cluster.apply && (self.all_up(cluster).await? || Instant::now() >= deadline) {
-                let layout: Layout = self.call(Method::GET, "/v2/GetClusterLayout", None).await?;
-                let missing: Vec<&ClusterNode> = missing
-                    .into_iter()
-                    .filter(|node| {
-                        !layout
-                            .roles
-                            .iter()
-                            .any(|role| role.id.eq_ignore_ascii_case(&node.id))
-                    })
-                    .collect();
-                if !missing.is_empty() {
-                    return self.apply_cluster_roles(&layout, &missing).await;
-                }
-                continue;
+            if cluster.apply
+                && self
+                    .keeper_may_apply(cluster, &layout, &mut empty_since, deadline)
+                    .await?
+            {
+                return self.apply_cluster_roles(&layout, &missing).await;
             }
             if !cluster.apply && Instant::now() >= deadline {
                 return Err(GarageError::LayoutNotReady {
@@ -483,6 +488,41 @@ impl GarageAdmin {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+
+    /// Whether the keeper may add roles to `layout` now. To a layout the cluster already has, at once. To an empty
+    /// one only once every declared node has been up for [`LAYOUT_SETTLE`] (or the deadline passed): a keeper that
+    /// lost its metadata sees no layout until a peer's status broadcast (every 10 s) brings the cluster's, and
+    /// applying its own version 1 before would start a rival history that breaks the cluster.
+    async fn keeper_may_apply(
+        &self,
+        cluster: &ClusterLayout,
+        layout: &Layout,
+        empty_since: &mut Option<Instant>,
+        deadline: Instant,
+    ) -> Result<bool, GarageError> {
+        // A run that crashed between staging and applying leaves roles for declared nodes: those are ours.
+        let foreign = layout
+            .staged_role_changes
+            .iter()
+            .filter(|change| {
+                let id = change.get("id").and_then(Value::as_str).unwrap_or_default();
+                let removal = change.get("remove").and_then(Value::as_bool).unwrap_or(false);
+                removal || !cluster.nodes.iter().any(|node| node.id.eq_ignore_ascii_case(id))
+            })
+            .count();
+        if foreign > 0 {
+            return Err(GarageError::StagedChanges { count: foreign });
+        }
+        if layout.version > 0 || Instant::now() >= deadline {
+            return Ok(true);
+        }
+        if !self.all_up(cluster).await? {
+            *empty_since = None;
+            return Ok(false);
+        }
+        let since = *empty_since.get_or_insert_with(Instant::now);
+        Ok(since.elapsed() >= LAYOUT_SETTLE)
     }
 
     /// Whether every declared node is connected to this one.
@@ -499,14 +539,21 @@ impl GarageAdmin {
     /// Has every node push its tables to the others now: a box back from a power cut gets the references to the
     /// originals it missed (and then fetches their blocks) at once, not at Garage's next anti-entropy round, up
     /// to 10 minutes later.
-    pub async fn launch_table_sync(&self) -> Result<(), GarageError> {
-        self.call::<Value>(
-            Method::POST,
-            "/v2/LaunchRepairOperation?node=*",
-            Some(json!({ "repairType": "tables" })),
-        )
-        .await?;
-        Ok(())
+    /// Returns the nodes that could not start it, with Garage's reason.
+    pub async fn launch_table_sync(&self) -> Result<Vec<(String, String)>, GarageError> {
+        #[derive(Deserialize)]
+        struct PerNode {
+            #[serde(default)]
+            error: std::collections::BTreeMap<String, String>,
+        }
+        let answer: PerNode = self
+            .call(
+                Method::POST,
+                "/v2/LaunchRepairOperation?node=*",
+                Some(json!({ "repairType": "tables" })),
+            )
+            .await?;
+        Ok(answer.error.into_iter().collect())
     }
 
     async fn apply_cluster_roles(
@@ -518,7 +565,6 @@ impl GarageAdmin {
             .iter()
             .map(|node| json!({ "id": node.id, "zone": node.zone, "capacity": node.capacity, "tags": [] }))
             .collect();
-        // Staging the same roles again (after a crash between staging and applying) changes nothing.
         self.call::<Value>(
             Method::POST,
             "/v2/UpdateClusterLayout",

@@ -45,7 +45,8 @@ enum Command {
         #[arg(long, value_name = "PORT")]
         console_issue_port: Option<u16>,
     },
-    /// Provision Garage through its admin API: single-node layout, hearth's S3 key, the bucket and its grants.
+    /// Provision Garage through its admin API: the layout (one node, or a fleet's declared nodes), hearth's S3 key,
+    /// the bucket and its grants.
     Garage {
         #[command(flatten)]
         garage: GarageArgs,
@@ -101,8 +102,8 @@ struct GarageArgs {
         default_value = "http://127.0.0.1:3903"
     )]
     admin_endpoint: String,
-    /// The bucket hearth stores originals in.
-    #[arg(long, default_value = "hearth")]
+    /// The bucket hearth stores originals in (in a fleet, each box's own: `hearth-<name>`).
+    #[arg(long, env = "HEARTH_GARAGE_BUCKET", default_value = "hearth")]
     bucket: String,
     /// The name given to hearth's S3 key in Garage.
     #[arg(long, default_value = "hearth")]
@@ -133,30 +134,12 @@ async fn run(dir: &SecretsDir, command: Command) -> anyhow::Result<ExitCode> {
             seal,
             console_issue_port,
         } => {
-            let report = dir.mint(&MintOptions {
+            let options = MintOptions {
                 postgres_over_tcp,
                 repair,
                 seal,
-            })?;
-            for (spec, state) in &report.secrets {
-                println!("{}", describe(spec.name, state));
-            }
-            if let Some(port) = console_issue_port {
-                let path = dir.write_console_issue(port)?;
-                println!(
-                    "console   the setup code is shown at the login prompt ({})",
-                    path.display()
-                );
-            }
-            for name in &report.sealed {
-                println!("sealed    {name} -> sealed/{name}.cred");
-            }
-            if report.sentinel_written {
-                println!("first boot complete: {}", report.sentinel.display());
-            } else if !report.changed_anything() {
-                println!("nothing to do: every secret is present and usable");
-            }
-            Ok(ExitCode::SUCCESS)
+            };
+            mint(dir, &options, console_issue_port)
         }
         Command::Garage {
             garage,
@@ -166,10 +149,9 @@ async fn run(dir: &SecretsDir, command: Command) -> anyhow::Result<ExitCode> {
             cluster_nodes,
             apply_layout,
         } => {
-            let admin = GarageAdmin::new(&garage.admin_endpoint, dir.read("garage-admin-token")?)?;
             let options = ProvisionOptions {
-                bucket: garage.bucket,
-                key_name: garage.key_name,
+                bucket: garage.bucket.clone(),
+                key_name: garage.key_name.clone(),
                 zone,
                 capacity,
                 wait: Duration::from_secs(wait_seconds),
@@ -178,71 +160,118 @@ async fn run(dir: &SecretsDir, command: Command) -> anyhow::Result<ExitCode> {
                     apply: apply_layout,
                 }),
             };
-            let key_id = dir.read("s3-access-key-id")?;
-            let secret_key = dir.read("s3-secret-key")?;
-            let steps = admin.provision(&key_id, &secret_key, &options).await?;
-            if options.cluster.is_some() {
-                admin.launch_table_sync().await?;
-                println!(
-                    "catch-up   every node pushes its tables to the others (a box that was away gets what it missed)"
-                );
-            }
-            let changed = steps.iter().any(|step| step.changed);
-            for step in &steps {
-                let verb = if step.changed { "done     " } else { "unchanged" };
-                println!("{verb} {}", step.what);
-            }
-            if !changed {
-                println!("nothing to do: Garage was already provisioned");
-            }
-            Ok(ExitCode::SUCCESS)
+            provision_garage(dir, &garage, &options).await
         }
-        Command::FleetSecrets { out, nodes } => {
-            let minted = hearth_firstboot::fleet::mint(&out, &nodes)?;
-            let labels = ["rpc secret", "fleet token"]
-                .into_iter()
-                .map(str::to_owned)
-                .chain(nodes.iter().map(|node| format!("{node} garage node id")));
-            for (label, minted) in labels.zip(&minted) {
-                let verb = if minted.written { "minted " } else { "kept   " };
-                println!("{verb} {label:<28} {}  ({})", minted.shown, minted.file.display());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::FleetSecrets { out, nodes } => fleet_secrets(&out, &nodes),
         Command::Status {
             postgres_over_tcp,
             garage,
             no_garage,
-        } => {
-            let mut healthy = true;
-            println!("secrets in {}:", dir.path().display());
-            for (spec, state) in dir.inspect(postgres_over_tcp)? {
-                healthy &= matches!(state, SecretState::Present { .. });
-                println!("  {}", describe(spec.name, &state));
-            }
-            let sentinel = dir.sentinel_path(postgres_over_tcp);
-            let complete = sentinel.exists();
-            healthy &= complete;
-            println!(
-                "first boot: {} ({})",
-                if complete { "complete" } else { "not complete" },
-                sentinel.display()
-            );
-            if !no_garage {
-                let state = match garage_state(dir, &garage).await {
-                    Ok(state) => state,
-                    Err(error) => ProvisionState::Unknown(error.to_string()),
-                };
-                healthy &= matches!(state, ProvisionState::Provisioned);
-                println!("garage ({}): {state}", garage.admin_endpoint);
-            }
-            Ok(if healthy {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+        } => status(dir, postgres_over_tcp, (!no_garage).then_some(&garage)).await,
+    }
+}
+
+fn mint(
+    dir: &SecretsDir,
+    options: &MintOptions,
+    console_issue_port: Option<u16>,
+) -> anyhow::Result<ExitCode> {
+    let report = dir.mint(options)?;
+    for (spec, state) in &report.secrets {
+        println!("{}", describe(spec.name, state));
+    }
+    if let Some(port) = console_issue_port {
+        let path = dir.write_console_issue(port)?;
+        println!(
+            "console   the setup code is shown at the login prompt ({})",
+            path.display()
+        );
+    }
+    for name in &report.sealed {
+        println!("sealed    {name} -> sealed/{name}.cred");
+    }
+    if report.sentinel_written {
+        println!("first boot complete: {}", report.sentinel.display());
+    } else if !report.changed_anything() {
+        println!("nothing to do: every secret is present and usable");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn provision_garage(
+    dir: &SecretsDir,
+    garage: &GarageArgs,
+    options: &ProvisionOptions,
+) -> anyhow::Result<ExitCode> {
+    let admin = GarageAdmin::new(&garage.admin_endpoint, dir.read("garage-admin-token")?)?;
+    let key_id = dir.read("s3-access-key-id")?;
+    let secret_key = dir.read("s3-secret-key")?;
+    let steps = admin.provision(&key_id, &secret_key, options).await?;
+    let changed = steps.iter().any(|step| step.changed);
+    for step in &steps {
+        let verb = if step.changed { "done     " } else { "unchanged" };
+        println!("{verb} {}", step.what);
+    }
+    if options.cluster.is_some() {
+        let failed = admin.launch_table_sync().await?;
+        println!(
+            "catch-up  every node pushes its tables to the others (a box that was away gets what it missed)"
+        );
+        for (node, error) in failed {
+            println!("catch-up  node {node} could not start it: {error}");
         }
     }
+    if !changed {
+        println!("nothing to do: Garage was already provisioned");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fleet_secrets(out: &std::path::Path, nodes: &[String]) -> anyhow::Result<ExitCode> {
+    let minted = hearth_firstboot::fleet::mint(out, nodes)?;
+    let labels = ["rpc secret", "fleet token"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(nodes.iter().map(|node| format!("{node} garage node id")));
+    for (label, minted) in labels.zip(&minted) {
+        let verb = if minted.written { "minted " } else { "kept   " };
+        println!("{verb} {label:<28} {}  ({})", minted.shown, minted.file.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(
+    dir: &SecretsDir,
+    postgres_over_tcp: bool,
+    garage: Option<&GarageArgs>,
+) -> anyhow::Result<ExitCode> {
+    let mut healthy = true;
+    println!("secrets in {}:", dir.path().display());
+    for (spec, state) in dir.inspect(postgres_over_tcp)? {
+        healthy &= matches!(state, SecretState::Present { .. });
+        println!("  {}", describe(spec.name, &state));
+    }
+    let sentinel = dir.sentinel_path(postgres_over_tcp);
+    let complete = sentinel.exists();
+    healthy &= complete;
+    println!(
+        "first boot: {} ({})",
+        if complete { "complete" } else { "not complete" },
+        sentinel.display()
+    );
+    if let Some(garage) = garage {
+        let state = match garage_state(dir, garage).await {
+            Ok(state) => state,
+            Err(error) => ProvisionState::Unknown(error.to_string()),
+        };
+        healthy &= matches!(state, ProvisionState::Provisioned);
+        println!("garage ({}): {state}", garage.admin_endpoint);
+    }
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn garage_state(dir: &SecretsDir, garage: &GarageArgs) -> anyhow::Result<ProvisionState> {

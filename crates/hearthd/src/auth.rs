@@ -94,6 +94,17 @@ fn identify(
     if let Some(identity) = presented.and_then(|token| auth.tokens.verify(token.trim().as_bytes())) {
         return Ok(identity);
     }
+    if let Some(identity) = presented.and_then(|token| auth.tokens.verify_fleet(token.trim().as_bytes())) {
+        if hearth_core::auth::FLEET_ROUTES.contains(&path) {
+            return Ok(identity);
+        }
+        return fallback.ok_or_else(|| {
+            ApiError::Unauthorized(format!(
+                "the fleet token opens only {}: use this appliance's api-token for {path}",
+                hearth_core::auth::FLEET_ROUTES.join(", ")
+            ))
+        });
+    }
     // OpenAI-style clients always send some key: where no token is needed, a wrong one changes nothing.
     fallback.ok_or_else(|| {
         ApiError::Unauthorized(match presented {

@@ -77,6 +77,13 @@ impl Startup {
         if !auth.tokens.is_empty() {
             tracing::info!(tokens = ?auth.tokens.fingerprints(), "bearer tokens loaded");
         }
+        if let Some(fleet) = auth.tokens.fleet_fingerprint() {
+            tracing::info!(
+                fleet_token = %fleet,
+                routes = ?hearth_core::auth::FLEET_ROUTES,
+                "the fleet token is accepted on the embedding routes only"
+            );
+        }
         let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
         let blobs =
             BlobStore::open(&config.blobs, credentials.as_deref()).context("cannot open the blob store")?;

@@ -19,12 +19,26 @@ fn hearthd_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_hearthd"))
 }
 
+/// The workstation's own API token (the fleet token opens only its embedding routes, not /metrics).
+const WS_API_TOKEN: &str = "the-workstations-own-api-token-0123456789abcdef";
+
 /// A credentials directory holding `name` = `value`, 0400, as systemd would pass it.
 fn credentials(name: &str, value: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join(name);
+    add_credential(dir.path(), name, value);
+    dir
+}
+
+fn add_credential(dir: &Path, name: &str, value: &str) {
+    let path = dir.join(name);
     std::fs::write(&path, value).expect("write the credential");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+}
+
+/// The workstation's credentials: its api-token and the fleet's token.
+fn workstation_credentials() -> tempfile::TempDir {
+    let dir = credentials("fleet-token", TOKEN);
+    add_credential(dir.path(), "api-token", WS_API_TOKEN);
     dir
 }
 
@@ -152,7 +166,7 @@ async fn ingest_and_queries_go_to_the_remote_and_fall_back_at_once_when_it_is_go
         pg.create_database().expect("db"),
         pg.create_database().expect("db"),
     );
-    let ws_credentials = credentials("fleet-token", TOKEN);
+    let ws_credentials = workstation_credentials();
     let pi_credentials = credentials("embedding-remote-token", TOKEN);
     let mut ws = workstation(&db_ws, ws_credentials.path(), &[]);
     ws.ready().await;
@@ -166,7 +180,18 @@ async fn ingest_and_queries_go_to_the_remote_and_fall_back_at_once_when_it_is_go
     let remote = remote_state(&pi, "ready").await;
     assert_eq!(remote["url"], ws.url.as_str(), "{remote}");
 
-    let before = metrics(&ws.url, Some(TOKEN)).await;
+    // The fleet token every box holds opens the embedding routes, and nothing else of the workstation.
+    let fleet = hearth_testkit::Api::new(&ws.url).with_token(TOKEN);
+    assert_eq!(fleet.get("/v1/capabilities").await.status, 200);
+    let refused = fleet.get("/v1/documents").await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(
+        refused.body.to_string().contains("fleet token opens only"),
+        "{}",
+        refused.body
+    );
+
+    let before = metrics(&ws.url, Some(WS_API_TOKEN)).await;
     let id = upload(&pi, BREAD, "bread").await;
     let bread = settled(&pi, &id).await;
     assert_eq!(bread["status"], "ready", "{bread}");
@@ -177,7 +202,7 @@ async fn ingest_and_queries_go_to_the_remote_and_fall_back_at_once_when_it_is_go
         0.0,
         "nothing embedded on the Pi"
     );
-    let after = metrics(&ws.url, Some(TOKEN)).await;
+    let after = metrics(&ws.url, Some(WS_API_TOKEN)).await;
     let api_inputs = |text: &str| metric(text, "hearth_embed_inputs_total", &[("class", "api")]);
     assert_eq!(
         api_inputs(&after) - api_inputs(&before),
@@ -226,7 +251,7 @@ async fn a_remote_of_another_space_or_refusing_the_token_is_never_used() {
     manifest["id"] = json!("someone/another-model");
     std::fs::write(&manifest_path, manifest.to_string()).expect("write manifest");
 
-    let ws_credentials = credentials("fleet-token", TOKEN);
+    let ws_credentials = workstation_credentials();
     let ws = workstation(
         &pg.create_database().expect("db"),
         ws_credentials.path(),
@@ -270,7 +295,7 @@ async fn a_remote_of_another_space_or_refusing_the_token_is_never_used() {
 async fn with_fallback_wait_ingest_waits_for_the_remote_instead_of_using_the_pis_cores() {
     let pg = TestPostgres::start().expect("postgres");
     let db_ws = pg.create_database().expect("db");
-    let ws_credentials = credentials("fleet-token", TOKEN);
+    let ws_credentials = workstation_credentials();
     let mut ws = workstation(&db_ws, ws_credentials.path(), &[]);
     ws.ready().await;
     let listen = ws.url.trim_start_matches("http://").to_owned();

@@ -33,6 +33,10 @@ pub const REMOTE_TOKEN_CREDENTIAL: &str = "embedding-remote-token";
 
 /// The most of a remote's error body repeated in a message.
 const MAX_REMOTE_MESSAGE_CHARS: usize = 300;
+/// The most of an error body read.
+const MAX_ERROR_BODY_BYTES: usize = 16 * 1024;
+/// The most of a `/v1/capabilities` answer read (a few KiB in practice).
+const MAX_CAPABILITIES_BYTES: usize = 1024 * 1024;
 
 /// `[embedding.remote]`: another hearthd that embeds for this one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,7 +90,10 @@ pub enum IngestFallback {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpaceIdentity {
     pub model_id: String,
+    /// Which export of the model (precision, format).
+    pub variant: String,
     pub dims: usize,
+    pub max_tokens: usize,
     /// Model file path to sha256.
     pub files: BTreeMap<String, String>,
 }
@@ -95,7 +102,9 @@ impl SpaceIdentity {
     pub fn of(manifest: &ModelManifest) -> Self {
         Self {
             model_id: manifest.id.clone(),
+            variant: manifest.variant.clone(),
             dims: manifest.dims,
+            max_tokens: manifest.max_tokens,
             files: manifest
                 .files
                 .iter()
@@ -111,7 +120,14 @@ impl SpaceIdentity {
             .iter()
             .map(|(path, sha256)| format!("{path} {}…", sha256.get(..12).unwrap_or(sha256)))
             .collect();
-        format!("{} ({} dims; {})", self.model_id, self.dims, files.join(", "))
+        format!(
+            "{} {} ({} dims, {} tokens; {})",
+            self.model_id,
+            self.variant,
+            self.dims,
+            self.max_tokens,
+            files.join(", ")
+        )
     }
 }
 
@@ -122,9 +138,9 @@ pub enum RemoteStatus {
     Checking,
     /// Answering, and the same space as the local model.
     Ready,
-    /// Answering, but another space (or no model loaded): never used; the message names both.
+    /// Answering, but another space: never used; the message names both.
     Mismatch(String),
-    /// Not answering, answering with an error, or refusing the token.
+    /// Not answering, answering with an error or an unusable answer, refusing the token, or without a loaded model.
     Unreachable(String),
 }
 
@@ -151,13 +167,19 @@ pub enum RemoteError {
     #[error("embedding.remote (url = {url:?}) is not usable: {reason}")]
     BadUrl { url: String, reason: String },
     #[error("embedding.remote: {0}")]
+    BadSetting(String),
+    #[error("embedding.remote: {0}")]
     Token(#[from] AuthError),
     #[error("cannot set up the HTTP client for the remote embedder: {0}")]
     Client(String),
     #[error("the remote embedder {url} is {status}")]
     NotUsable { url: String, status: &'static str },
     #[error("the remote embedder {url} did not answer: {message}")]
-    Unreachable { url: String, message: String },
+    Unreachable {
+        url: String,
+        message: String,
+        timed_out: bool,
+    },
     #[error("the remote embedder {url} answered {status}: {message}")]
     Refused {
         url: String,
@@ -178,7 +200,10 @@ impl RemoteError {
 
     fn reason(&self) -> &'static str {
         match self {
-            RemoteError::BadUrl { .. } | RemoteError::Token(_) | RemoteError::Client(_) => "config",
+            RemoteError::BadUrl { .. }
+            | RemoteError::BadSetting(_)
+            | RemoteError::Token(_)
+            | RemoteError::Client(_) => "config",
             RemoteError::NotUsable { .. } => "not_usable",
             RemoteError::Unreachable { .. } => "unreachable",
             RemoteError::Refused { .. } => "refused",
@@ -329,7 +354,22 @@ impl RemoteEmbedder {
             )?),
             (None, _) => None,
         };
+        let loopback = base.host_str().is_some_and(|host| {
+            host == "localhost"
+                || host
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+        if token.is_some() && base.scheme() == "http" && !loopback {
+            tracing::warn!(
+                url = %config.url,
+                "the remote embedder's token crosses the LAN in plain HTTP: whoever can read the LAN can use it;                  give it a token that opens only the embedding routes (a fleet-token) and keep the boxes on a                  trusted network, or put the remote behind https"
+            );
+        }
+        // No redirects: the token goes to the configured remote and nowhere else.
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(config.timeout_seconds.clamp(1, 5)))
             .build()
             .map_err(|error| RemoteError::Client(error.to_string()))?;
@@ -370,7 +410,7 @@ impl RemoteEmbedder {
     pub async fn check(&self, local: &SpaceIdentity) -> RemoteStatus {
         let (status, identity) = match self.remote_identity().await {
             Err(error) => (RemoteStatus::Unreachable(error.to_string()), None),
-            Ok(Err(not_ready)) => (RemoteStatus::Mismatch(not_ready), None),
+            Ok(Err(not_ready)) => (RemoteStatus::Unreachable(not_ready), None),
             Ok(Ok(remote)) if remote == *local => (RemoteStatus::Ready, Some(remote)),
             Ok(Ok(remote)) => (
                 RemoteStatus::Mismatch(format!(
@@ -403,10 +443,16 @@ impl RemoteEmbedder {
                     reason: error.reason(),
                 })
                 .inc();
+            // A query's short timeout or a busy remote (429) fails that request only: ingest keeps using it.
             let remote_is_down = match error {
-                RemoteError::Unreachable { .. } => true,
-                RemoteError::Refused { .. } => !error.refused_this_request(),
-                _ => false,
+                RemoteError::Unreachable { timed_out, .. } => !(*timed_out && kind == InputKind::Query),
+                RemoteError::Refused { status, .. } => *status != 429 && !error.refused_this_request(),
+                RemoteError::Invalid { .. } => true,
+                RemoteError::BadUrl { .. }
+                | RemoteError::BadSetting(_)
+                | RemoteError::Token(_)
+                | RemoteError::Client(_)
+                | RemoteError::NotUsable { .. } => false,
             };
             if remote_is_down {
                 self.record(RemoteStatus::Unreachable(error.to_string()), None);
@@ -457,7 +503,10 @@ impl RemoteEmbedder {
             .await
             .map_err(|error| self.unreachable(&error))?;
         let response = self.success(response).await?;
-        let body: EmbeddingsResponse = response.json().await.map_err(|error| self.invalid(error))?;
+        // Base64 float32s are 4/3 of 4 bytes a dimension; the envelope and indices add a little per input.
+        let limit = texts.len() * (local.dims * 6 + 256) + 64 * 1024;
+        let body = self.read_capped(response, limit).await?;
+        let body: EmbeddingsResponse = serde_json::from_slice(&body).map_err(|error| self.invalid(error))?;
         decode_vectors(body, texts.len(), local.dims).map_err(|message| self.invalid(message))
     }
 
@@ -471,11 +520,15 @@ impl RemoteEmbedder {
             .await
             .map_err(|error| self.unreachable(&error))?;
         let response = self.success(response).await?;
-        let capabilities: RemoteCapabilities = response.json().await.map_err(|error| self.invalid(error))?;
+        let body = self.read_capped(response, MAX_CAPABILITIES_BYTES).await?;
+        let capabilities: RemoteCapabilities =
+            serde_json::from_slice(&body).map_err(|error| self.invalid(error))?;
         Ok(match capabilities.model {
             ModelInfo::Ready(model) => Ok(SpaceIdentity {
                 model_id: model.id,
+                variant: model.variant,
                 dims: model.dims,
+                max_tokens: model.max_tokens,
                 files: model.files.into_iter().map(|f| (f.path, f.sha256)).collect(),
             }),
             ModelInfo::Loading { id } | ModelInfo::Loaded { id } => Err(format!(
@@ -506,8 +559,11 @@ impl RemoteEmbedder {
         if status.is_success() {
             return Ok(response);
         }
-        let body = response.text().await.unwrap_or_default();
-        let mut message: String = remote_message(&body)
+        let body = self
+            .read_capped(response, MAX_ERROR_BODY_BYTES)
+            .await
+            .unwrap_or_default();
+        let mut message: String = remote_message(&String::from_utf8_lossy(&body))
             .chars()
             .take(MAX_REMOTE_MESSAGE_CHARS)
             .collect();
@@ -524,6 +580,23 @@ impl RemoteEmbedder {
         })
     }
 
+    /// The body, refused once it passes `limit` bytes: a remote (or whatever answers at its address) cannot make
+    /// this box hold more.
+    async fn read_capped(
+        &self,
+        mut response: reqwest::Response,
+        limit: usize,
+    ) -> Result<Vec<u8>, RemoteError> {
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|error| self.unreachable(&error))? {
+            if body.len() + chunk.len() > limit {
+                return Err(self.invalid(format!("an answer larger than the {limit} bytes expected")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
     fn unreachable(&self, error: &reqwest::Error) -> RemoteError {
         let message = if error.is_timeout() {
             "timed out".to_owned()
@@ -536,6 +609,7 @@ impl RemoteEmbedder {
         RemoteError::Unreachable {
             url: self.config.url.clone(),
             message,
+            timed_out: error.is_timeout(),
         }
     }
 
@@ -576,10 +650,9 @@ impl RemoteEmbedder {
 pub fn check_config(config: &RemoteConfig) -> Result<(), RemoteError> {
     parse_base_url(&config.url)?;
     if config.timeout_seconds == 0 || config.query_timeout_ms == 0 || config.check_seconds == 0 {
-        return Err(RemoteError::BadUrl {
-            url: config.url.clone(),
-            reason: "timeout_seconds, query_timeout_ms and check_seconds must be at least 1".into(),
-        });
+        return Err(RemoteError::BadSetting(
+            "timeout_seconds, query_timeout_ms and check_seconds must be at least 1".into(),
+        ));
     }
     Ok(())
 }
@@ -675,6 +748,36 @@ mod tests {
         for bad in ["workstation:8080", "ftp://x/", "http://u:p@x/", "http://x/?a=1"] {
             assert!(parse_base_url(bad).is_err(), "{bad} must be refused");
         }
+    }
+
+    #[test]
+    fn base64_vectors_decode_as_little_endian_float32_and_odd_lengths_are_refused() {
+        let encode = |values: &[f32]| {
+            let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        };
+        let response = |vector: String| EmbeddingsResponse {
+            object: "list".into(),
+            data: vec![hearth_api::openai::Embedding {
+                object: "embedding".into(),
+                index: 0,
+                embedding: EmbeddingVector::Base64(vector),
+            }],
+            model: "m".into(),
+            usage: hearth_api::openai::Usage {
+                prompt_tokens: 0,
+                total_tokens: 0,
+            },
+            truncated: Vec::new(),
+        };
+        let decoded = decode_vectors(response(encode(&[0.6, -0.8])), 1, 2).expect("decodes");
+        assert_eq!(decoded, vec![vec![0.6_f32, -0.8]]);
+        let odd = base64::engine::general_purpose::STANDARD.encode([0u8; 7]);
+        assert!(decode_vectors(response(odd), 1, 2).is_err(), "not whole float32s");
+        assert!(
+            decode_vectors(response("%%%".into()), 1, 2).is_err(),
+            "not base64"
+        );
     }
 
     #[test]

@@ -17,6 +17,15 @@ const PER_REQUEST: usize = 32;
 /// The longest wait between tries while ingest waits for the remote.
 const MAX_REMOTE_BACKOFF: Duration = Duration::from_secs(30);
 
+/// Which backends may embed a job's chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Backends {
+    /// The configured model's space: the remote (checked against exactly this space) first.
+    RemoteFirst,
+    /// The previous space during a model switch: the remote is checked against the new one, so never there.
+    LocalOnly,
+}
+
 impl Library {
     /// Embeds ingest (and, by its setting, queries) on `remote` from now on, while it is the same space.
     pub fn set_remote_embedder(&self, remote: Arc<RemoteEmbedder>) {
@@ -49,13 +58,19 @@ impl Library {
         }
     }
 
-    /// Embeds texts as documents into `embedder`'s space, in requests small enough to queue.
+    /// Embeds texts as documents into `embedder`'s space, in requests small enough to queue; on the remote first
+    /// when `backends` allows it.
     pub(super) async fn embed_documents(
         &self,
         embedder: &Embedder,
         texts: &[String],
+        backends: Backends,
     ) -> Result<Vec<Vec<f32>>, JobError> {
-        let identity = self.remote.get().map(|_| SpaceIdentity::of(embedder.manifest()));
+        let identity = self
+            .remote
+            .get()
+            .filter(|_| backends == Backends::RemoteFirst)
+            .map(|_| SpaceIdentity::of(embedder.manifest()));
         let mut vectors = Vec::with_capacity(texts.len());
         for group in texts.chunks(PER_REQUEST) {
             if let (Some(remote), Some(identity)) = (self.remote.get(), &identity)

@@ -1,6 +1,7 @@
 //! One job in two steps: prepare (extract, chunk, embed: slow, writes nothing that matters, may be abandoned),
 //! then commit (one transaction, only while the job is still this worker's).
 
+use super::embedding::Backends;
 use super::{Library, Models};
 use crate::blob::BlobError;
 use crate::chunk::{self, ChunkingConfig};
@@ -101,12 +102,16 @@ impl Library {
         let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
         let mut spaces = vec![SpaceVectors {
             space_id: models.spaces.target.id,
-            vectors: self.embed_documents(&models.target, &texts).await?,
+            vectors: self
+                .embed_documents(&models.target, &texts, Backends::RemoteFirst)
+                .await?,
         }];
         if let Some(previous) = &models.previous {
             spaces.push(SpaceVectors {
                 space_id: models.spaces.active.id,
-                vectors: self.embed_documents(previous, &texts).await?,
+                vectors: self
+                    .embed_documents(previous, &texts, Backends::LocalOnly)
+                    .await?,
             });
         }
         Ok(Prepared::Ingest {
@@ -154,7 +159,9 @@ impl Library {
         tx.commit().await.map_err(StoreError::from)?;
         Ok(Prepared::Embedding(SpaceVectors {
             space_id: models.spaces.target.id,
-            vectors: self.embed_documents(&models.target, &texts).await?,
+            vectors: self
+                .embed_documents(&models.target, &texts, Backends::RemoteFirst)
+                .await?,
         }))
     }
 
