@@ -1,5 +1,5 @@
 //! hearth's benchmarks. Each measures hearth against a baseline taken in the same run on the same machine and
-//! prints a markdown section; run them through `cargo xtask bench embed|ingest|search|memory|quality|ui|answer|all`, which builds this in
+//! prints a markdown section; run them through `cargo xtask bench embed|ingest|search|memory|quality|ui|answer|remote|all`, which builds this in
 //! release mode, installs what they need and writes the section into docs/benchmarks.md.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -14,6 +14,7 @@ mod embed;
 mod ingest;
 mod memory;
 mod quality;
+mod remote;
 mod search;
 mod ui;
 
@@ -42,6 +43,8 @@ enum Bench {
     Ui(ui::Args),
     /// What hearth adds to an answer over the reasoning provider's own time.
     Answer(answer::Args),
+    /// Ingest of a small box embedding on its own model against the same box embedding on a remote hearthd.
+    Remote(remote::Args),
 }
 
 fn main() -> Result<()> {
@@ -54,6 +57,7 @@ fn main() -> Result<()> {
         Bench::Quality(args) => Some(quality::run(args)?),
         Bench::Ui(args) => Some(ui::run(args)?),
         Bench::Answer(args) => Some(answer::run(args)?),
+        Bench::Remote(args) => Some(remote::run(args)?),
     };
     if let Some(report) = report {
         println!("\n{report}");

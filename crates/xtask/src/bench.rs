@@ -1,4 +1,4 @@
-//! `cargo xtask bench embed|ingest|search|memory|quality|ui|answer|all`: builds the benchmarks and hearthd in release mode, runs
+//! `cargo xtask bench embed|ingest|search|memory|quality|ui|answer|remote|all`: builds the benchmarks and hearthd in release mode, runs
 //! one benchmark (every arm in one process run) or all in turn, and writes each section into docs/benchmarks.md
 //! between its markers.
 
@@ -6,7 +6,9 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::{cargo, deps, run_step, workspace_root};
 
-const BENCHMARKS: [&str; 7] = ["embed", "ingest", "search", "memory", "quality", "ui", "answer"];
+const BENCHMARKS: [&str; 8] = [
+    "embed", "ingest", "search", "memory", "quality", "ui", "answer", "remote",
+];
 
 /// Runs one benchmark, or with `all` every one in turn, each writing its section as soon as it is done.
 pub fn run(which: &str) -> Result<()> {

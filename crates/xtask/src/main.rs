@@ -43,7 +43,7 @@ enum Command {
         #[arg(long)]
         serve: bool,
     },
-    /// Run a benchmark (`embed`, `ingest`, `search`, `memory`, `quality`, `ui`) or `all` of them, and write each
+    /// Run a benchmark (`embed`, `ingest`, `search`, `memory`, `quality`, `ui`, `answer`, `remote`) or `all` of them, and write each
     /// section into docs/benchmarks.md.
     Bench {
         #[arg(default_value = "embed")]
