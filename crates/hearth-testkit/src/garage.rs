@@ -201,28 +201,30 @@ api_bind_addr = "127.0.0.1:{admin_port}"
         self.access_key_id = format!("GK{}", process::random_hex(12)?);
         self.secret_access_key = process::random_hex(32)?;
         self.bucket = "hearth".into();
-        self.cli(&[
-            "key",
-            "import",
-            "--yes",
-            "-n",
-            "hearth",
+        create_key_and_bucket(
+            |args| self.cli(args),
             &self.access_key_id,
             &self.secret_access_key,
-        ])?;
-        self.cli(&["bucket", "create", &self.bucket])?;
-        self.cli(&[
-            "bucket",
-            "allow",
-            "--read",
-            "--write",
-            "--owner",
             &self.bucket,
-            "--key",
-            &self.access_key_id,
-        ])?;
+        )?;
         Ok(self)
     }
+}
+
+/// Imports the key, creates the bucket and lets the key read, write and own it, through `cli` (the `garage` CLI
+/// of one node).
+pub(crate) fn create_key_and_bucket(
+    cli: impl Fn(&[&str]) -> Result<String, KitError>,
+    key_id: &str,
+    secret: &str,
+    bucket: &str,
+) -> Result<(), KitError> {
+    cli(&["key", "import", "--yes", "-n", "hearth", key_id, secret])?;
+    cli(&["bucket", "create", bucket])?;
+    cli(&[
+        "bucket", "allow", "--read", "--write", "--owner", bucket, "--key", key_id,
+    ])?;
+    Ok(())
 }
 
 #[derive(Debug)]

@@ -242,33 +242,12 @@ impl TestGarageCluster {
     }
 
     fn provision(&self) -> Result<(), KitError> {
-        self.cli(
-            0,
-            &[
-                "key",
-                "import",
-                "--yes",
-                "-n",
-                "hearth",
-                &self.access_key_id,
-                &self.secret_access_key,
-            ],
-        )?;
-        self.cli(0, &["bucket", "create", &self.bucket])?;
-        self.cli(
-            0,
-            &[
-                "bucket",
-                "allow",
-                "--read",
-                "--write",
-                "--owner",
-                &self.bucket,
-                "--key",
-                &self.access_key_id,
-            ],
-        )?;
-        Ok(())
+        crate::garage::create_key_and_bucket(
+            |args| self.cli(0, args),
+            &self.access_key_id,
+            &self.secret_access_key,
+            &self.bucket,
+        )
     }
 
     fn not_ready(&self, index: usize, waited: Duration) -> KitError {
