@@ -331,3 +331,100 @@ async fn with_fallback_wait_ingest_waits_for_the_remote_instead_of_using_the_pis
     assert!(backend(&pi_metrics, "remote", "ingest") >= 1.0, "{pi_metrics}");
     assert_eq!(backend(&pi_metrics, "local", "ingest"), 0.0, "{pi_metrics}");
 }
+
+/// What a hostile "remote" answers to `/v1/embeddings`, in turn.
+#[derive(Clone, Copy, Debug)]
+enum Hostile {
+    /// 8 MiB of JSON-looking bytes: more than any answer for a group could be.
+    Huge,
+    /// Vectors of the wrong size.
+    WrongDimensions,
+    /// A 200 that is not JSON.
+    Garbage,
+}
+
+/// A server at the remote's address that claims the Pi's own space (its capabilities, copied from the Pi) and then
+/// answers embeddings with `mode`.
+async fn hostile_remote(
+    capabilities: std::sync::Arc<tokio::sync::OnceCell<Value>>,
+    mode: std::sync::Arc<std::sync::Mutex<Hostile>>,
+) -> String {
+    use axum::routing::{get, post};
+    let app = axum::Router::new()
+        .route(
+            "/v1/capabilities",
+            get(move || {
+                let capabilities = capabilities.clone();
+                async move { axum::Json(capabilities.get().cloned().unwrap_or(Value::Null)) }
+            }),
+        )
+        .route(
+            "/v1/embeddings",
+            post(move || {
+                let mode = *mode.lock().expect("mode");
+                async move {
+                    match mode {
+                        Hostile::Huge => format!("{{\"data\": \"{}\"}}", "A".repeat(8 << 20)),
+                        Hostile::WrongDimensions => json!({
+                            "object": "list",
+                            "data": [{"object": "embedding", "index": 0, "embedding": [0.5, 0.5]}],
+                            "model": "x",
+                            "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                        })
+                        .to_string(),
+                        Hostile::Garbage => "<html>a captive portal</html>\0\u{fffd}".to_owned(),
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remote_that_answers_garbage_is_marked_unreachable_and_the_documents_are_embedded_locally() {
+    let pg = TestPostgres::start().expect("postgres");
+    let capabilities = std::sync::Arc::new(tokio::sync::OnceCell::new());
+    let mode = std::sync::Arc::new(std::sync::Mutex::new(Hostile::Huge));
+    let url = hostile_remote(capabilities.clone(), mode.clone()).await;
+    let pi_credentials = credentials("embedding-remote-token", TOKEN);
+    let pi = pi(
+        &pg.create_database().expect("db"),
+        pi_credentials.path(),
+        &url,
+        &[],
+    );
+    pi.ready().await;
+    // The impostor claims exactly the Pi's space, so the Pi uses it: what it sends back must still be refused.
+    let own = pi.api().get("/v1/capabilities").await;
+    assert_eq!(own.status, 200);
+    capabilities.set(own.body).expect("set once");
+    for (round, hostile) in [Hostile::Huge, Hostile::WrongDimensions, Hostile::Garbage]
+        .into_iter()
+        .enumerate()
+    {
+        *mode.lock().expect("mode") = hostile;
+        remote_state(&pi, "ready").await;
+        let id = upload(&pi, &format!("{BREAD} ({hostile:?})"), &format!("round-{round}")).await;
+        let document = settled(&pi, &id).await;
+        assert_eq!(document["status"], "ready", "{hostile:?}: {document}");
+        let down = remote_state(&pi, "unreachable").await;
+        let message = down["message"].as_str().unwrap_or_default();
+        assert!(message.contains("cannot be used"), "{hostile:?}: {message}");
+        let pi_metrics = metrics(&pi.url, None).await;
+        assert_eq!(
+            backend(&pi_metrics, "local", "ingest"),
+            (round + 1) as f64,
+            "{hostile:?}: embedded here instead"
+        );
+        assert_eq!(backend(&pi_metrics, "remote", "ingest"), 0.0, "{hostile:?}");
+    }
+    assert_eq!(
+        pi.api().get("/readyz").await.status,
+        200,
+        "the Pi stays up and ready"
+    );
+    assert!(!pi.log_text().contains("panicked"), "{}", pi.log_text());
+}

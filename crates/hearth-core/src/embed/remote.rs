@@ -662,7 +662,11 @@ fn parse_base_url(url: &str) -> Result<reqwest::Url, RemoteError> {
         url: url.to_owned(),
         reason: reason.to_owned(),
     };
-    let mut parsed = reqwest::Url::parse(url).map_err(|error| bad(&error.to_string()))?;
+    let mut parsed = reqwest::Url::parse(url).map_err(|error| {
+        bad(&format!(
+            "{error}; give the other hearthd's whole base URL, like http://workstation.local:8080"
+        ))
+    })?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad("give an http:// or https:// URL of another hearthd"));
     }
