@@ -536,11 +536,23 @@ impl GarageAdmin {
         }))
     }
 
-    /// Has every node push its tables to the others now: a box back from a power cut gets the references to the
-    /// originals it missed (and then fetches their blocks) at once, not at Garage's next anti-entropy round, up
-    /// to 10 minutes later.
-    /// Returns the nodes that could not start it, with Garage's reason.
-    pub async fn launch_table_sync(&self) -> Result<Vec<(String, String)>, GarageError> {
+    /// What a box coming back to the cluster launches so that it holds its share again without waiting for
+    /// Garage's own rounds:
+    /// - every node pushes its tables to the others: a box back from a power cut gets the references to the
+    ///   originals it missed (and then fetches their blocks) at once, not at the next anti-entropy round, up to
+    ///   10 minutes later;
+    /// - this node checks every block it holds a reference to: a power cut in the middle of a write can leave a
+    ///   reference whose block never arrived, which no table push mends (the reference is there) and Garage's
+    ///   scrub finds only weeks later.
+    ///
+    /// Returns the nodes that could not start one, with what and Garage's reason.
+    pub async fn launch_catch_up(&self) -> Result<Vec<(String, String)>, GarageError> {
+        let mut failed = self.launch_repair("tables", "*").await?;
+        failed.extend(self.launch_repair("blocks", "self").await?);
+        Ok(failed)
+    }
+
+    async fn launch_repair(&self, repair: &str, nodes: &str) -> Result<Vec<(String, String)>, GarageError> {
         #[derive(Deserialize)]
         struct PerNode {
             #[serde(default)]
@@ -549,11 +561,15 @@ impl GarageAdmin {
         let answer: PerNode = self
             .call(
                 Method::POST,
-                "/v2/LaunchRepairOperation?node=*",
-                Some(json!({ "repairType": "tables" })),
+                &format!("/v2/LaunchRepairOperation?node={nodes}"),
+                Some(json!({ "repairType": repair })),
             )
             .await?;
-        Ok(answer.error.into_iter().collect())
+        Ok(answer
+            .error
+            .into_iter()
+            .map(|(node, error)| (node, format!("{repair}: {error}")))
+            .collect())
     }
 
     async fn apply_cluster_roles(

@@ -213,9 +213,12 @@ async fn provision_garage(
         println!("{verb} {}", step.what);
     }
     if options.cluster.is_some() {
-        let failed = admin.launch_table_sync().await?;
+        let failed = admin.launch_catch_up().await?;
         println!(
             "catch-up  every node pushes its tables to the others (a box that was away gets what it missed)"
+        );
+        println!(
+            "catch-up  this node checks every block it references (one a power cut cut short is fetched again)"
         );
         for (node, error) in failed {
             println!("catch-up  node {node} could not start it: {error}");

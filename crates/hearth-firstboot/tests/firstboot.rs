@@ -610,6 +610,12 @@ async fn a_fleets_cluster_is_laid_out_once_by_its_keeper_and_every_rerun_is_a_no
         "{}",
         text(&pi)
     );
+    // Garage took both catch-up repairs (a refused launch fails the run; a node that cannot start one is named).
+    assert!(
+        text(&pi).contains("checks every block it references") && !text(&pi).contains("could not start"),
+        "{}",
+        text(&pi)
+    );
     let rerun = garage(2, true, "60");
     assert!(text(&rerun).contains("nothing to do"), "{}", text(&rerun));
     let layout = cluster.cli(1, &["layout", "show"]).expect("layout show");
