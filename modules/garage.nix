@@ -338,6 +338,8 @@ in {
       networking.firewall.allowedTCPPorts = lib.mkIf cluster.enable [(lib.toInt (portOf self.address))];
 
       services.hearth.garage.bucket = lib.mkIf cluster.enable (lib.mkDefault "hearth-${cluster.node}");
+      # So that `hearth-firstboot status` in a login shell checks this box's bucket, not the default one.
+      environment.variables.HEARTH_GARAGE_BUCKET = lib.mkIf (cfg.garage.bucket != "hearth") cfg.garage.bucket;
 
       # Idempotent: on later boots it checks and prints "nothing to do", and it re-provisions a Garage whose
       # metadata was lost. Runs as root because it reads the admin token and the S3 key pair from secretsDir.

@@ -380,9 +380,11 @@ in {
     };
 
     environment.etc."hearth/hearth.toml".source = checkedConfigFile;
+    # hearth-firstboot too: docs/install.md has root run `hearth-firstboot status` on the box.
     environment.systemPackages = [
       cfg.cliPackage
       cfg.package
+      cfg.firstboot.package
     ];
 
     networking.firewall.allowedTCPPorts = lib.optional cfg.openFirewall (listenPort listen);

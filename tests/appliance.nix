@@ -58,6 +58,9 @@ pkgs.testers.runNixOSTest {
         machine.wait_until_succeeds("hearth status", timeout=300)
         machine.succeed("curl -sf http://127.0.0.1:8080/readyz")
         machine.succeed("test \"$(stat -c '%a %U' /var/lib/hearth/data)\" = '700 hearth'")
+        # What docs/install.md has root run on the box: every secret present, first boot complete, Garage provisioned.
+        status = machine.succeed("hearth-firstboot status")
+        assert "provisioned (layout, key, bucket, grants)" in status, status
 
     with subtest("a document goes in and search finds it"):
         machine.succeed("mkdir -p /root/docs")

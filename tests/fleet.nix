@@ -169,6 +169,9 @@ in
             study_key = study.succeed("cat /var/lib/hearth/secrets/s3-access-key-id").strip()
             study_bucket = workstation.succeed("garage bucket info hearth-study")
             assert study_key in study_bucket and kitchen_key not in study_bucket, study_bucket
+            # A login shell has HEARTH_GARAGE_BUCKET (the module sets it), so status checks the box's own bucket.
+            status = kitchen.succeed("bash -lc 'hearth-firstboot status'")
+            assert "provisioned (layout, key, bucket, grants)" in status, status
 
         with subtest("hearthd is up everywhere, and the Pis see the workstation's embedder in their own space"):
             for machine in boxes.values():
