@@ -142,6 +142,25 @@ impl std::str::FromStr for ClusterNode {
     }
 }
 
+/// A bucket name Garage takes (and the NixOS module's `garage.bucket` allows): 3 to 63 lowercase letters, digits,
+/// dots and hyphens, starting and ending with a letter or digit. Checked before asking Garage, whose answer to a
+/// bad one does not say what to change.
+pub fn bucket_name(text: &str) -> Result<String, String> {
+    let inner_ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-';
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if (3..=63).contains(&text.len())
+        && text.chars().all(inner_ok)
+        && edge_ok(text.chars().next())
+        && edge_ok(text.chars().last())
+    {
+        Ok(text.to_owned())
+    } else {
+        Err("give a Garage bucket name: 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending \
+             with a letter or digit (a fleet box's is hearth-<name>)"
+            .to_owned())
+    }
+}
+
 /// One provisioning step and whether this run changed anything for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
@@ -711,6 +730,28 @@ fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_names_are_checked_as_garage_and_the_module_do() {
+        for good in ["hearth", "hearth-pi-kitchen", "a.b", "abc", &"b".repeat(63)] {
+            assert_eq!(bucket_name(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "",
+            "ab",
+            "-ab",
+            "ab-",
+            "Hearth",
+            "../x",
+            "a\u{1}b",
+            "é-box",
+            "a b",
+            &"b".repeat(64),
+        ] {
+            let error = bucket_name(bad).expect_err(bad);
+            assert!(error.contains("3 to 63 lowercase"), "{bad:?}: {error}");
+        }
+    }
 
     #[tokio::test]
     async fn a_transport_error_names_the_endpoint_but_not_the_key_id_in_the_path() {

@@ -103,7 +103,12 @@ struct GarageArgs {
     )]
     admin_endpoint: String,
     /// The bucket hearth stores originals in (in a fleet, each box's own: `hearth-<name>`).
-    #[arg(long, env = "HEARTH_GARAGE_BUCKET", default_value = "hearth")]
+    #[arg(
+        long,
+        env = "HEARTH_GARAGE_BUCKET",
+        default_value = "hearth",
+        value_parser = hearth_firstboot::garage::bucket_name
+    )]
     bucket: String,
     /// The name given to hearth's S3 key in Garage.
     #[arg(long, default_value = "hearth")]
@@ -218,7 +223,7 @@ async fn provision_garage(
             "catch-up  every node pushes its tables to the others (a box that was away gets what it missed)"
         );
         println!(
-            "catch-up  this node checks every block it references (one a power cut cut short is fetched again)"
+            "catch-up  this node checks every block it references (a block a power cut kept from arriving is fetched again)"
         );
         for (node, error) in failed {
             println!("catch-up  node {node} could not start it: {error}");

@@ -618,6 +618,42 @@ async fn a_fleets_cluster_is_laid_out_once_by_its_keeper_and_every_rerun_is_a_no
     );
     let rerun = garage(2, true, "60");
     assert!(text(&rerun).contains("nothing to do"), "{}", text(&rerun));
+
+    // `status` checks the box's own bucket when HEARTH_GARAGE_BUCKET names it (the NixOS module sets it on a
+    // fleet box), the default one otherwise; what is no bucket name is refused before Garage is asked, saying
+    // what to give.
+    let mut status = |bucket: Option<&str>| {
+        let endpoint = ("HEARTH_GARAGE_ADMIN_ENDPOINT", cluster.admin_endpoint(0));
+        let env: Vec<(&str, &str)> = std::iter::once(endpoint)
+            .chain(bucket.map(|bucket| ("HEARTH_GARAGE_BUCKET", bucket)))
+            .collect();
+        machine.firstboot(&["status"], &env)
+    };
+    let garage_line = |output: &Output| {
+        let printed = text(output);
+        printed
+            .lines()
+            .find(|line| line.starts_with("garage ("))
+            .unwrap_or_else(|| panic!("no garage line: {printed}"))
+            .to_owned()
+    };
+    let own = garage_line(&status(Some("hearth-pi-kitchen")));
+    assert!(
+        own.ends_with("provisioned (layout, key, bucket, grants)"),
+        "{own}"
+    );
+    let default = garage_line(&status(None));
+    assert!(default.contains("missing bucket"), "{default}");
+    let long = "b".repeat(300);
+    for hostile in ["", "../x", "a\u{1}b", "é", "Hearth", long.as_str()] {
+        let refused = status(Some(hostile));
+        assert_eq!(refused.status.code(), Some(2), "{hostile:?}: {}", text(&refused));
+        assert!(
+            text(&refused).contains("3 to 63 lowercase"),
+            "{hostile:?}: {}",
+            text(&refused)
+        );
+    }
     let layout = cluster.cli(1, &["layout", "show"]).expect("layout show");
     assert!(layout.contains("version: 1"), "one version: {layout}");
     for name in names {
